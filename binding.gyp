@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "shardwise_native",
+      "sources": ["native/embedding_bag.cc"],
+      "cflags_cc": ["-O3", "-march=native", "-fno-exceptions", "-std=c++17"],
+      "cflags_cc!": ["-fno-rtti"]
+    }
+  ]
+}

@@ -1,0 +1,33 @@
+import { Command, CommanderError } from 'commander';
+import { ShardwiseError } from '../util/errors.ts';
+import { registerGenerate } from './commands/generate.ts';
+import { registerImport } from './commands/import.ts';
+import { registerPredict } from './commands/predict.ts';
+import { registerTrace } from './commands/trace.ts';
+import { registerDemo } from './commands/demo.ts';
+
+const program = new Command();
+program
+  .name('shardwise')
+  .description('Elastic, disaggregated serving for DLRM-style recommendation models')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+registerDemo(program);
+registerGenerate(program);
+registerImport(program);
+registerTrace(program);
+registerPredict(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof ShardwiseError) {
+    process.stderr.write(`shardwise: error [${e.code}]: ${e.describe()}\n`);
+    process.exitCode = 2;
+  } else if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode;
+  } else {
+    throw e;
+  }
+}

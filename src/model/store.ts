@@ -1,0 +1,148 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as os from 'node:os';
+import type { EmbeddingTable, Linear, Model, ModelConfig } from './types.ts';
+import { FLOAT_BYTES, layerShapes, topInputWidth } from './types.ts';
+import {
+  MANIFEST_FILE,
+  type Manifest,
+  buildManifest,
+  configOf,
+  expectedTensors,
+  parseManifest,
+  tensorNames,
+  validateConfig,
+} from './manifest.ts';
+import { ErrorCodes, ShardwiseError, modelManifestError, modelTensorError } from '../util/errors.ts';
+
+/** Largest single read or write; fs caps one call at 2 GiB. */
+const IO_CHUNK_BYTES = 1 << 30;
+/** Elements a producer fills per call while writing, so writing a large table needs little memory. */
+const WRITE_CHUNK_ELEMENTS = 1 << 22;
+
+function assertLittleEndian(): void {
+  if (os.endianness() !== 'LE') {
+    throw new ShardwiseError(ErrorCodes.UNSUPPORTED, 'model files are little-endian float32; this CPU is big-endian');
+  }
+}
+
+/** Fills `out` with the tensor's elements starting at `elementOffset` (row-major). */
+export type TensorProducer = (name: string, out: Float32Array, elementOffset: number) => void;
+
+/**
+ * Writes a model directory: model.json plus one raw float32 file per tensor. Tensors are
+ * produced in chunks, so a generated table never has to exist whole in memory.
+ */
+export function writeModel(dir: string, config: ModelConfig, produce: TensorProducer, onTensor?: (name: string) => void): Manifest {
+  assertLittleEndian();
+  validateConfig(config, path.join(dir, MANIFEST_FILE));
+  fs.mkdirSync(dir, { recursive: true });
+  const manifest = buildManifest(config);
+  const buf = new Float32Array(WRITE_CHUNK_ELEMENTS);
+  for (const t of expectedTensors(config)) {
+    const total = t.shape.reduce((a, b) => a * b, 1);
+    const file = path.join(dir, manifest.tensors[t.name].file);
+    const fd = fs.openSync(file, 'w');
+    try {
+      for (let off = 0; off < total; off += buf.length) {
+        const chunk = buf.subarray(0, Math.min(buf.length, total - off));
+        produce(t.name, chunk, off);
+        fs.writeSync(fd, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    onTensor?.(t.name);
+  }
+  // The manifest goes last: a directory with a model.json is a complete model.
+  fs.writeFileSync(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  return manifest;
+}
+
+export function readManifest(dir: string): Manifest {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw modelManifestError(
+      file,
+      err.code === 'ENOENT' ? 'not found' : `cannot be read (${err.message})`,
+      'pass a directory made by `shardwise generate` or `shardwise import`',
+    );
+  }
+  return parseManifest(text, file);
+}
+
+/**
+ * Reads `count` elements of a tensor starting at `elementOffset`, straight into a new
+ * Float32Array: the file's bytes are copied once, from the page cache into the array.
+ */
+export function readTensor(dir: string, manifest: Manifest, name: string, elementOffset = 0, count?: number): Float32Array {
+  const entry = manifest.tensors[name];
+  const file = path.join(dir, entry.file);
+  const total = entry.shape.reduce((a, b) => a * b, 1);
+  const n = count ?? total - elementOffset;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw modelTensorError(file, name, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size !== total * FLOAT_BYTES) {
+      throw modelTensorError(
+        file,
+        name,
+        `has ${size} bytes, expected ${total * FLOAT_BYTES} (shape ${JSON.stringify(entry.shape)} float32)`,
+        size < total * FLOAT_BYTES ? 'the file is truncated; copy or generate it again' : 'the file does not match model.json',
+      );
+    }
+    const out = new Float32Array(n);
+    const bytes = new Uint8Array(out.buffer);
+    let done = 0;
+    while (done < bytes.length) {
+      const want = Math.min(IO_CHUNK_BYTES, bytes.length - done);
+      const got = fs.readSync(fd, bytes, done, want, elementOffset * FLOAT_BYTES + done);
+      if (got === 0) throw modelTensorError(file, name, `ended early at byte ${elementOffset * FLOAT_BYTES + done}`);
+      done += got;
+    }
+    return out;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Rows [rowStart, rowStart + rowCount) of table `t`: what an embedding shard server loads. */
+export function readTableRows(dir: string, manifest: Manifest, t: number, rowStart: number, rowCount: number): EmbeddingTable {
+  const dim = manifest.embeddingDim;
+  const data = readTensor(dir, manifest, tensorNames.table(t), rowStart * dim, rowCount * dim);
+  return { rows: rowCount, dim, data };
+}
+
+function readMlp(dir: string, manifest: Manifest, mlp: 'bottom' | 'top', input: number, widths: number[]): Linear[] {
+  return layerShapes(input, widths).map((s, i) => ({
+    in: s.in,
+    out: s.out,
+    weight: readTensor(dir, manifest, tensorNames.weight(mlp, i)),
+    bias: readTensor(dir, manifest, tensorNames.bias(mlp, i)),
+  }));
+}
+
+/** The dense half only (both MLPs): what a dense server loads. */
+export function loadDense(dir: string, manifest = readManifest(dir)): { bottom: Linear[]; top: Linear[] } {
+  assertLittleEndian();
+  return {
+    bottom: readMlp(dir, manifest, 'bottom', manifest.numDense, manifest.bottomMlp),
+    top: readMlp(dir, manifest, 'top', topInputWidth(manifest), manifest.topMlp),
+  };
+}
+
+/** The whole model in memory: the monolithic reference and the model-wise baseline. */
+export function loadModel(dir: string): Model {
+  const manifest = readManifest(dir);
+  const tables = manifest.tables.map((t, i) => readTableRows(dir, manifest, i, 0, t.rows));
+  return { config: configOf(manifest), tables, ...loadDense(dir, manifest) };
+}
