@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { encodeRequest } from '../src/protocol/oip.ts';
+import { readQueries } from '../src/workload/trace-format.ts';
+import { ROOT, cli, tempDir } from './helpers.ts';
+
+test('every command has --help', () => {
+  const top = cli(['--help']);
+  assert.equal(top.code, 0);
+  for (const cmd of ['demo', 'generate', 'import', 'trace', 'trace-stats', 'predict']) {
+    assert.ok(top.stdout.includes(cmd), `top-level help lists ${cmd}`);
+    const r = cli([cmd, '--help']);
+    assert.equal(r.code, 0, cmd);
+    assert.match(r.stdout, /Usage: shardwise/);
+  }
+});
+
+test('generate → trace → trace-stats → predict through the CLI', () => {
+  const dir = tempDir();
+  const model = path.join(dir, 'model');
+  const gen = cli(['generate', '--preset', 'criteo-kaggle', '--rows', '2000', '--seed', '3', '--out', model]);
+  assert.equal(gen.code, 0, gen.stderr);
+  assert.match(gen.stdout, /26 tables/);
+  const again = cli(['generate', '--preset', 'tiny', '--out', model]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /already holds a model[\s\S]*--force/);
+
+  const trace = path.join(dir, 't.bin');
+  const tr = cli(['trace', '--model', model, '--queries', '50', '--batch', '4', '--locality', '0.9', '--out', trace]);
+  assert.equal(tr.code, 0, tr.stderr);
+  const stats = JSON.parse(cli(['trace-stats', trace, '--json']).stdout);
+  assert.equal(stats.queries, 50);
+  assert.equal(stats.tables.length, 26);
+
+  const q = readQueries(trace, 1).queries[0];
+  const req = path.join(dir, 'req.json');
+  fs.writeFileSync(req, JSON.stringify(encodeRequest(q, 13, 'abc')));
+  const out = path.join(dir, 'resp.json');
+  const pr = cli(['predict', '--model', model, '--input', req, '--output', out]);
+  assert.equal(pr.code, 0, pr.stderr);
+  const resp = JSON.parse(fs.readFileSync(out, 'utf8'));
+  assert.equal(resp.model_name, 'criteo-kaggle');
+  assert.equal(resp.id, 'abc');
+  assert.deepEqual(resp.outputs[0].shape, [4, 1]);
+  assert.ok(resp.outputs[0].data.every((s: number) => s > 0 && s < 1));
+  // The TypeScript kernels give the same scores as the native/onnxruntime ones.
+  const ts = cli(['predict', '--model', model, '--input', req], { env: { SHARDWISE_NATIVE: '0', SHARDWISE_MLP: 'typescript' } });
+  const tsScores = JSON.parse(ts.stdout).outputs[0].data as number[];
+  tsScores.forEach((s, i) => assert.ok(Math.abs(s - resp.outputs[0].data[i]) < 1e-5));
+});
+
+test('bad input exits 2 with a message naming what was wrong', () => {
+  const dir = tempDir();
+  const model = path.join(dir, 'm');
+  assert.equal(cli(['generate', '--preset', 'tiny', '--out', model]).code, 0);
+  const req = path.join(dir, 'bad.json');
+  fs.writeFileSync(req, JSON.stringify({ inputs: [
+    { name: 'dense', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] },
+    { name: 'indices', datatype: 'INT64', shape: [3], data: [1, 2, 99999] },
+    { name: 'offsets', datatype: 'INT64', shape: [4], data: [0, 1, 2, 3] },
+  ] }));
+  const r = cli(['predict', '--model', model, '--input', req]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /SW_BAD_REQUEST.*'indices' has id 99999 at position 2 \(sample 0, table 2\)/);
+
+  const missing = cli(['predict', '--model', path.join(dir, 'nope'), '--input', req]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /model\.json: not found[\s\S]*hint/);
+
+  const badPreset = cli(['generate', '--preset', 'rm9', '--out', dir]);
+  assert.notEqual(badPreset.code, 0);
+  assert.match(badPreset.stderr, /expected one of tiny, rm1/);
+
+  const both = cli(['trace', '--model', model, '--queries', '1', '--locality', '0.5', '--zipf', '1.1', '--out', path.join(dir, 'x.bin')]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /either --locality or --zipf/);
+
+  const imp = cli(['import', '--format', 'dlrm-safetensors', '--file', path.join(ROOT, 'test/fixtures/dlrm-dot.safetensors'), '--interaction', 'cat', '--out', path.join(dir, 'imp')]);
+  assert.equal(imp.code, 2);
+  assert.match(imp.stderr, /matches no supported interaction 'cat'/);
+});

@@ -1,0 +1,37 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Rng } from '../src/util/rng.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** A fresh temporary directory, removed when the process exits. */
+export function tempDir(prefix = 'shardwise-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  new Rng(seed).fillUniform(a, scale);
+  return a;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Runs the shardwise CLI in a child process. */
+export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/shardwise.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...opts.env },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}

@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { embeddingBagNative, embeddingBagTs } from '../src/kernels/embedding-bag.ts';
+import { interact } from '../src/kernels/interaction.ts';
+import { TypeScriptMlp, linearForward } from '../src/kernels/mlp.ts';
+import { OnnxMlp } from '../src/kernels/mlp-onnx.ts';
+import { Rng } from '../src/util/rng.ts';
+import { maxAbsDiff, randomFloats } from './helpers.ts';
+
+/** A sample-major CSR batch over T tables with bag sizes 0..maxBag. */
+function randomBags(rows: number, samples: number, T: number, maxBag: number, seed: number) {
+  const rng = new Rng(seed);
+  const offsets = new Int32Array(samples * T + 1);
+  for (let i = 0; i < samples * T; i++) offsets[i + 1] = offsets[i] + rng.below(maxBag + 1);
+  const indices = new Int32Array(offsets[samples * T]);
+  for (let i = 0; i < indices.length; i++) indices[i] = rng.below(rows);
+  return { offsets, indices };
+}
+
+/** Straightforward pooling of one bag, in doubles: the definition the kernels must meet. */
+function poolBag(table: Float32Array, dim: number, ids: Int32Array, w: Float32Array | null, mean: boolean): number[] {
+  const acc = new Array(dim).fill(0);
+  ids.forEach((id, k) => {
+    for (let j = 0; j < dim; j++) acc[j] += (w ? w[k] : 1) * table[id * dim + j];
+  });
+  return mean && ids.length ? acc.map((v) => v / ids.length) : acc;
+}
+
+const kernels = [['typescript', embeddingBagTs], ...(embeddingBagNative ? [['native', embeddingBagNative] as const] : [])] as const;
+
+for (const [name, kernel] of kernels) {
+  test(`embedding-bag (${name}) pools strided bags into strided outputs, sum/mean/weighted`, () => {
+    const rows = 300, dim = 24, T = 3, samples = 17;
+    const table = randomFloats(rows * dim, 1);
+    const { offsets, indices } = randomBags(rows, samples, T, 6, 2);
+    const weights = randomFloats(indices.length, 3);
+    for (const [mean, w] of [[false, null], [true, null], [false, weights]] as const) {
+      for (let t = 0; t < T; t++) {
+        const outStride = (T + 1) * dim;
+        const out = new Float32Array(samples * outStride).fill(NaN);
+        kernel(table, dim, indices, offsets, w, mean, samples, t, T, out, (t + 1) * dim, outStride);
+        for (let s = 0; s < samples; s++) {
+          const bag = s * T + t;
+          const want = poolBag(table, dim, indices.subarray(offsets[bag], offsets[bag + 1]), w?.subarray(offsets[bag], offsets[bag + 1]) ?? null, mean);
+          const got = out.subarray(s * outStride + (t + 1) * dim, s * outStride + (t + 2) * dim);
+          assert.ok(maxAbsDiff(got, want) < 1e-5, `${name} sample ${s} table ${t} mean=${mean}`);
+        }
+      }
+    }
+  });
+
+  test(`embedding-bag (${name}) rejects an id outside the table instead of reading past it`, () => {
+    const table = new Float32Array(10 * 4);
+    const out = new Float32Array(4);
+    assert.throws(() => kernel(table, 4, Int32Array.of(3, 10), Int32Array.of(0, 2), null, false, 1, 0, 1, out, 0, 4), RangeError);
+    assert.throws(() => kernel(table, 4, Int32Array.of(-1), Int32Array.of(0, 1), null, false, 1, 0, 1, out, 0, 4), RangeError);
+  });
+}
+
+test('native and TypeScript embedding-bag agree on a large skewed batch', { skip: !embeddingBagNative && 'native addon not built' }, () => {
+  const rows = 50_000, dim = 64;
+  const table = randomFloats(rows * dim, 4);
+  const { offsets, indices } = randomBags(rows, 256, 1, 40, 5);
+  const a = new Float32Array(256 * dim);
+  const b = new Float32Array(256 * dim);
+  embeddingBagTs(table, dim, indices, offsets, null, false, 256, 0, 1, a, 0, dim);
+  embeddingBagNative!(table, dim, indices, offsets, null, false, 256, 0, 1, b, 0, dim);
+  assert.ok(maxAbsDiff(a, b) < 1e-5);
+});
+
+test('dot interaction emits x then the strictly lower Gram triangle in DLRM order', () => {
+  const dim = 3, n = 4, batch = 2;
+  const v = randomFloats(batch * n * dim, 6);
+  const width = dim + (n * (n - 1)) / 2;
+  const out = new Float32Array(batch * width);
+  interact('dot', v, batch, n, dim, out);
+  const dot = (s: number, i: number, j: number) => {
+    let a = 0;
+    for (let k = 0; k < dim; k++) a += v[(s * n + i) * dim + k] * v[(s * n + j) * dim + k];
+    return a;
+  };
+  for (let s = 0; s < batch; s++) {
+    const want = [...v.subarray(s * n * dim, s * n * dim + dim)];
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) want.push(dot(s, i, j));
+    assert.ok(maxAbsDiff(out.subarray(s * width, (s + 1) * width), want) < 1e-6);
+  }
+  const cat = new Float32Array(batch * n * dim);
+  interact('cat', v, batch, n, dim, cat);
+  assert.deepEqual(cat, v);
+});
+
+function randomMlp(widths: number[], seed: number) {
+  return widths.slice(1).map((out, i) => ({
+    in: widths[i],
+    out,
+    weight: randomFloats(out * widths[i], seed + i, Math.sqrt(6 / (out + widths[i]))),
+    bias: randomFloats(out, seed + 100 + i, 0.1),
+  }));
+}
+
+test('linearForward matches the definition for batch sizes around the 4-sample block', () => {
+  const [layer] = randomMlp([7, 5], 10);
+  for (const batch of [1, 3, 4, 5, 9]) {
+    const x = randomFloats(batch * 7, batch);
+    const y = new Float32Array(batch * 5);
+    linearForward(x, batch, layer, 'none', y);
+    for (let s = 0; s < batch; s++) {
+      for (let o = 0; o < 5; o++) {
+        let a = layer.bias[o];
+        for (let k = 0; k < 7; k++) a += x[s * 7 + k] * layer.weight[o * 7 + k];
+        assert.ok(Math.abs(y[s * 5 + o] - a) < 1e-5);
+      }
+    }
+  }
+});
+
+test('onnxruntime MLP equals the TypeScript MLP (ReLU hidden, sigmoid last)', async () => {
+  const spec = { layers: randomMlp([13, 64, 32, 1], 20), finalActivation: 'sigmoid' as const };
+  const ort = await OnnxMlp.create(spec);
+  const ts = new TypeScriptMlp(spec);
+  try {
+    for (const batch of [1, 8, 33]) {
+      const x = randomFloats(batch * 13, 30 + batch);
+      const got = await ort.run(x, batch);
+      const want = ts.runSync(x, batch);
+      assert.equal(got.length, batch);
+      assert.ok(maxAbsDiff(got, want) < 1e-5);
+      assert.ok(got.every((v) => v > 0 && v < 1));
+    }
+  } finally {
+    await ort.close();
+  }
+});
