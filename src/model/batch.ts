@@ -40,10 +40,15 @@ export function validateBatch(config: ModelConfig, batch: Batch): void {
   if (offsets[size * T] !== indices.length) {
     throw badRequest(`tensor 'offsets' ends at ${offsets[size * T]} but 'indices' has ${indices.length} values; the last offset must equal the number of indices`);
   }
+  // Offsets first: a bad offset is the cause, and checking ids under it would blame an id.
+  for (let bag = 0; bag < size * T; bag++) {
+    if (offsets[bag + 1] < offsets[bag]) {
+      throw badRequest(`tensor 'offsets' decreases at position ${bag + 1} (${offsets[bag]} → ${offsets[bag + 1]}); offsets must be non-decreasing`);
+    }
+  }
   for (let bag = 0; bag < size * T; bag++) {
     const s = offsets[bag];
     const e = offsets[bag + 1];
-    if (e < s) throw badRequest(`tensor 'offsets' decreases at position ${bag + 1} (${s} → ${e}); offsets must be non-decreasing`);
     const t = bag % T;
     const rows = config.tables[t].rows;
     for (let k = s; k < e; k++) {
