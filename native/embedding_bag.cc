@@ -5,10 +5,11 @@
 #include <node_api.h>
 #include <cstdint>
 #include <cstring>
+#include <sys/mman.h>
 
 namespace {
 
-constexpr int64_t PREFETCH_ROWS = 12;
+constexpr int64_t PREFETCH_ROWS = 16;
 constexpr size_t CACHE_LINE = 64;
 
 struct F32 { float* data; size_t length; };
@@ -30,7 +31,7 @@ int64_t toInt(napi_env env, napi_value v) {
 
 inline void prefetchRow(const float* row, size_t rowBytes) {
   const char* p = reinterpret_cast<const char*>(row);
-  for (size_t b = 0; b < rowBytes; b += CACHE_LINE) __builtin_prefetch(p + b, 0, 0);
+  for (size_t b = 0; b < rowBytes; b += CACHE_LINE) __builtin_prefetch(p + b, 0, 3);
 }
 
 // Walks the flattened (bag, lookup) sequence; used to run the prefetch cursor ahead.
@@ -48,6 +49,48 @@ struct Cursor {
   }
   bool valid() const { return bag < numBags; }
 };
+
+struct BagArgs {
+  F32 table, out, weights;
+  I32 indices, offsets;
+  bool hasWeights, mean;
+  int64_t dim, rows, numBags, bagStart, bagStride, outStart, outStride;
+};
+
+// Pools every bag. D > 0 fixes the row width at compile time so the bag's running sum lives
+// in vector registers for the whole bag (FBGEMM does the same by JIT); D = 0 is any width.
+template <int D>
+const char* poolBags(const BagArgs& a, Cursor& ahead) {
+  const int64_t dim = D > 0 ? D : a.dim;
+  const size_t rowBytes = static_cast<size_t>(dim) * sizeof(float);
+  float acc[D > 0 ? D : 1];
+  for (int64_t b = 0; b < a.numBags; b++) {
+    const int64_t bag = a.bagStart + b * a.bagStride;
+    const int64_t s = a.offsets.data[bag], e = a.offsets.data[bag + 1];
+    float* __restrict o = a.out.data + a.outStart + b * a.outStride;
+    float* __restrict sum = D > 0 ? acc : o;
+    for (int64_t j = 0; j < dim; j++) sum[j] = 0.0f;
+    if (s < 0 || e < s || e > static_cast<int64_t>(a.indices.length) || (a.hasWeights && e > static_cast<int64_t>(a.weights.length))) {
+      return "embeddingBag: offsets outside the indices array";
+    }
+    for (int64_t k = s; k < e; k++) {
+      if (ahead.valid()) {
+        const int32_t pid = a.indices.data[ahead.k];
+        if (pid >= 0 && pid < a.rows) prefetchRow(a.table.data + static_cast<int64_t>(pid) * dim, rowBytes);
+        ahead.k++;
+        ahead.advance();
+      }
+      const int32_t id = a.indices.data[k];
+      if (id < 0 || id >= a.rows) return "embeddingBag: id outside the table";
+      const float* __restrict r = a.table.data + static_cast<int64_t>(id) * dim;
+      const float w = a.hasWeights ? a.weights.data[k] : 1.0f;
+      for (int64_t j = 0; j < dim; j++) sum[j] += w * r[j];
+    }
+    const float scale = a.mean && e > s ? 1.0f / static_cast<float>(e - s) : 1.0f;
+    for (int64_t j = 0; j < dim; j++) o[j] = sum[j] * scale;
+  }
+  return nullptr;
+}
 
 // embeddingBag(table, dim, indices, offsets, weights|null, mean, numBags, bagStart, bagStride,
 //              out, outStart, outStride)
@@ -91,6 +134,7 @@ napi_value EmbeddingBag(napi_env env, napi_callback_info info) {
   }
 
   const size_t rowBytes = static_cast<size_t>(dim) * sizeof(float);
+  const BagArgs args{table, out, weights, indices, offsets, hasWeights, mean, dim, rows, numBags, bagStart, bagStride, outStart, outStride};
   Cursor ahead{offsets.data, numBags, bagStart, bagStride};
   ahead.begin();
   for (int64_t i = 0; i < PREFETCH_ROWS && ahead.valid(); i++) {
@@ -100,47 +144,56 @@ napi_value EmbeddingBag(napi_env env, napi_callback_info info) {
     ahead.advance();
   }
 
-  for (int64_t b = 0; b < numBags; b++) {
-    const int64_t bag = bagStart + b * bagStride;
-    const int64_t s = offsets.data[bag], e = offsets.data[bag + 1];
-    float* __restrict o = out.data + outStart + b * outStride;
-    std::memset(o, 0, rowBytes);
-    if (s < 0 || e < s || e > static_cast<int64_t>(indices.length) || (hasWeights && e > static_cast<int64_t>(weights.length))) {
-      napi_throw_range_error(env, "SW_NATIVE", "embeddingBag: offsets outside the indices array");
-      return nullptr;
-    }
-    for (int64_t k = s; k < e; k++) {
-      if (ahead.valid()) {
-        const int32_t pid = indices.data[ahead.k];
-        if (pid >= 0 && pid < rows) prefetchRow(table.data + static_cast<int64_t>(pid) * dim, rowBytes);
-        ahead.k++;
-        ahead.advance();
-      }
-      const int32_t id = indices.data[k];
-      if (id < 0 || id >= rows) {
-        napi_throw_range_error(env, "SW_NATIVE", "embeddingBag: id outside the table");
-        return nullptr;
-      }
-      const float* __restrict r = table.data + static_cast<int64_t>(id) * dim;
-      if (hasWeights) {
-        const float w = weights.data[k];
-        for (int64_t j = 0; j < dim; j++) o[j] += w * r[j];
-      } else {
-        for (int64_t j = 0; j < dim; j++) o[j] += r[j];
-      }
-    }
-    if (mean && e > s) {
-      const float inv = 1.0f / static_cast<float>(e - s);
-      for (int64_t j = 0; j < dim; j++) o[j] *= inv;
-    }
+  const char* error = nullptr;
+  switch (dim) {
+    case 16: error = poolBags<16>(args, ahead); break;
+    case 32: error = poolBags<32>(args, ahead); break;
+    case 64: error = poolBags<64>(args, ahead); break;
+    case 128: error = poolBags<128>(args, ahead); break;
+    case 256: error = poolBags<256>(args, ahead); break;
+    default: error = poolBags<0>(args, ahead); break;
   }
+  if (error) napi_throw_range_error(env, "SW_NATIVE", error);
   return nullptr;
+}
+
+// adviseHugePages(array): asks the kernel to back the array's 2 MiB-aligned interior with
+// transparent huge pages. Random row gathers over a big table miss the TLB on nearly every
+// row with 4 KiB pages; with 2 MiB pages the page walks mostly vanish. Call it before the
+// memory is first touched (the pages are chosen at first fault). Returns the bytes advised.
+napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  void* data = nullptr;
+  size_t length = 0;
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  napi_value result;
+  if (argc < 1 || napi_get_typedarray_info(env, a[0], &type, &length, &data, &buffer, &offset) != napi_ok) {
+    napi_throw_type_error(env, "SW_NATIVE", "adviseHugePages takes a typed array");
+    return nullptr;
+  }
+  size_t bytes = 0;
+  napi_get_arraybuffer_info(env, buffer, nullptr, &bytes);
+  constexpr uintptr_t HUGE = 2u << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + HUGE - 1) & ~(HUGE - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes - offset) & ~(HUGE - 1);
+  double advised = 0;
+#ifdef MADV_HUGEPAGE
+  if (end > begin && madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0) advised = static_cast<double>(end - begin);
+#endif
+  napi_create_double(env, advised, &result);
+  return result;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "embeddingBag", NAPI_AUTO_LENGTH, EmbeddingBag, nullptr, &fn);
   napi_set_named_property(env, exports, "embeddingBag", fn);
+  napi_create_function(env, "adviseHugePages", NAPI_AUTO_LENGTH, AdviseHugePages, nullptr, &fn);
+  napi_set_named_property(env, exports, "adviseHugePages", fn);
   return exports;
 }
 

@@ -1,4 +1,4 @@
-import { native } from './native.ts';
+import { native } from '../util/native.ts';
 
 /**
  * Gathers and pools bags of rows. Bag b (0 ≤ b < numBags) is lookup range

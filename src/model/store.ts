@@ -13,6 +13,7 @@ import {
   tensorNames,
   validateConfig,
 } from './manifest.ts';
+import { allocateTable } from '../util/memory.ts';
 import { ErrorCodes, ShardwiseError, modelManifestError, modelTensorError } from '../util/errors.ts';
 
 /** Largest single read or write; fs caps one call at 2 GiB. */
@@ -100,7 +101,7 @@ export function readTensor(dir: string, manifest: Manifest, name: string, elemen
         size < total * FLOAT_BYTES ? 'the file is truncated; copy or generate it again' : 'the file does not match model.json',
       );
     }
-    const out = new Float32Array(n);
+    const out = allocateTable(n);
     const bytes = new Uint8Array(out.buffer);
     let done = 0;
     while (done < bytes.length) {

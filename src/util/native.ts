@@ -1,24 +1,25 @@
 import { createRequire } from 'node:module';
 
 /** The compiled addon's exports (native/embedding_bag.cc). */
-export interface NativeKernels {
+export interface NativeAddon {
   embeddingBag(
     table: Float32Array, dim: number, indices: Int32Array, offsets: Int32Array, weights: Float32Array | null,
     mean: boolean, numBags: number, bagStart: number, bagStride: number, out: Float32Array, outStart: number, outStride: number,
   ): void;
+  adviseHugePages(array: Float32Array): number;
 }
 
 /**
  * The addon if `npm install` built it, else null. SHARDWISE_NATIVE=0 forces the TypeScript
- * kernels (tests use it to compare both; operators use it to rule the addon out).
+ * paths (tests use it to compare both; operators use it to rule the addon out).
  */
-function loadNative(): NativeKernels | null {
+function loadNative(): NativeAddon | null {
   if (process.env.SHARDWISE_NATIVE === '0') return null;
   try {
-    return createRequire(import.meta.url)('../../build/Release/shardwise_native.node') as NativeKernels;
+    return createRequire(import.meta.url)('../../build/Release/shardwise_native.node') as NativeAddon;
   } catch {
     return null;
   }
 }
 
-export const native: NativeKernels | null = loadNative();
+export const native: NativeAddon | null = loadNative();
