@@ -15,6 +15,12 @@ export const ErrorCodes = {
   BAD_REQUEST: 'SW_BAD_REQUEST',
   /** A trace file is not a shardwise trace or is corrupt. */
   TRACE_FORMAT: 'SW_TRACE_FORMAT',
+  /** A plan file is malformed or does not fit the model. */
+  PLAN: 'SW_PLAN',
+  /** A service could not start, or stopped answering. */
+  SERVICE: 'SW_SERVICE',
+  /** A request ran past its deadline. */
+  TIMEOUT: 'SW_TIMEOUT',
   /** The host cannot run this (for example a big-endian CPU). */
   UNSUPPORTED: 'SW_UNSUPPORTED',
 } as const;
