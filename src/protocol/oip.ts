@@ -11,12 +11,16 @@ export interface OipTensor {
   name: string;
   datatype: string;
   shape: number[];
-  data: unknown[];
+  data?: unknown[];
+  /** Triton's binary tensor extension: the values follow the JSON header as raw bytes. */
+  parameters?: { binary_data_size?: number; binary_data?: boolean };
 }
 
 export interface OipRequest {
   id?: string;
   inputs: OipTensor[];
+  outputs?: { name: string; parameters?: { binary_data?: boolean } }[];
+  parameters?: { binary_data_output?: boolean };
 }
 
 export interface OipResponse {
@@ -26,88 +30,150 @@ export interface OipResponse {
   outputs: OipTensor[];
 }
 
-const INTEGER_TYPES = new Set(['INT64', 'INT32', 'UINT32', 'UINT64']);
-const FLOAT_TYPES = new Set(['FP32', 'FP64']);
+const INTEGER_TYPES = new Set(['INT64', 'INT32']);
+const FLOAT_TYPES = new Set(['FP32']);
+const BYTES_PER: Record<string, number> = { FP32: 4, INT32: 4, INT64: 8 };
 
 function flatten(data: unknown[]): unknown[] {
   return data.some(Array.isArray) ? (data.flat(Infinity) as unknown[]) : data;
 }
 
-function tensorValues(t: OipTensor, kinds: Set<string>, expectedType: string): unknown[] {
+/** Where each tensor's values come from: its JSON `data`, or its slice of the binary section. */
+type Source = { json: unknown[] } | { bytes: Buffer };
+
+function checkTensor(t: OipTensor, kinds: Set<string>, expectedType: string): number {
   if (!kinds.has(t.datatype)) throw badRequest(`tensor '${t.name}' has datatype ${JSON.stringify(t.datatype)}, expected ${expectedType}`);
   if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw badRequest(`tensor '${t.name}' has shape ${JSON.stringify(t.shape)}; expected an array of non-negative integers`);
   }
-  if (!Array.isArray(t.data)) throw badRequest(`tensor '${t.name}' has no 'data' array`);
-  const values = flatten(t.data);
-  const count = t.shape.reduce((a, b) => a * b, 1);
+  return t.shape.reduce((a, b) => a * b, 1);
+}
+
+function jsonValues(t: OipTensor, src: { json: unknown[] }, count: number): unknown[] {
+  const values = flatten(src.json);
   if (values.length !== count) throw badRequest(`tensor '${t.name}' has ${values.length} values but shape ${JSON.stringify(t.shape)} holds ${count}`);
   return values;
 }
 
-function toFloat32(t: OipTensor): Float32Array {
-  const values = tensorValues(t, FLOAT_TYPES, 'FP32');
-  const out = new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw badRequest(`tensor '${t.name}' has a non-finite or non-numeric value ${JSON.stringify(v)} at position ${i}`);
-    out[i] = v;
-  }
-  return out;
+function binaryBytes(t: OipTensor, src: { bytes: Buffer }, count: number): Buffer {
+  const want = count * BYTES_PER[t.datatype];
+  if (src.bytes.length !== want) throw badRequest(`tensor '${t.name}' has ${src.bytes.length} binary bytes but ${t.datatype} ${JSON.stringify(t.shape)} needs ${want}`);
+  return src.bytes;
 }
 
-function toInt32(t: OipTensor): Int32Array {
-  const values = tensorValues(t, INTEGER_TYPES, 'INT64');
-  const out = new Int32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
-      throw badRequest(`tensor '${t.name}' has ${JSON.stringify(v)} at position ${i}; expected an integer in 0..2147483647`);
+function toFloat32(t: OipTensor, src: Source): Float32Array {
+  const count = checkTensor(t, FLOAT_TYPES, 'FP32');
+  let out: Float32Array;
+  if ('bytes' in src) {
+    const b = binaryBytes(t, src, count);
+    out = new Float32Array(count);
+    new Uint8Array(out.buffer).set(b);
+  } else {
+    const values = jsonValues(t, src, count);
+    out = new Float32Array(count);
+    for (let i = 0; i < count; i++) {
+      const v = values[i];
+      if (typeof v !== 'number') throw badRequest(`tensor '${t.name}' has a non-numeric value ${JSON.stringify(v)} at position ${i}`);
+      out[i] = v;
     }
+  }
+  for (let i = 0; i < count; i++) {
+    if (!Number.isFinite(out[i])) throw badRequest(`tensor '${t.name}' has a non-finite value ${out[i]} at position ${i}`);
+  }
+  return out;
+}
+
+const badId = (t: OipTensor, v: unknown, i: number) =>
+  badRequest(`tensor '${t.name}' has ${typeof v === 'bigint' ? v.toString() : JSON.stringify(v)} at position ${i}; expected an integer in 0..2147483647`);
+
+function toInt32(t: OipTensor, src: Source): Int32Array {
+  const count = checkTensor(t, INTEGER_TYPES, 'INT64');
+  const out = new Int32Array(count);
+  if ('bytes' in src) {
+    const b = binaryBytes(t, src, count);
+    if (t.datatype === 'INT32') new Uint8Array(out.buffer).set(b);
+    else {
+      // INT64 little-endian: the high word must be 0 and the low word a non-negative int32.
+      for (let i = 0; i < count; i++) {
+        const lo = b.readInt32LE(8 * i);
+        if (b.readInt32LE(8 * i + 4) !== 0 || lo < 0) throw badId(t, b.readBigInt64LE(8 * i), i);
+        out[i] = lo;
+      }
+    }
+    for (let i = 0; i < count; i++) if (out[i] < 0) throw badId(t, out[i], i);
+    return out;
+  }
+  const values = jsonValues(t, src, count);
+  for (let i = 0; i < count; i++) {
+    const v = values[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw badId(t, v, i);
     out[i] = v;
   }
   return out;
 }
 
-/** Decodes an OIP request body into a Batch (shapes checked here; ranges by validateBatch). */
-export function decodeRequest(body: unknown, config: ModelConfig): Batch {
+/**
+ * Decodes an OIP request into a Batch (shapes checked here; id ranges by validateBatch).
+ * `binary` is the section after the JSON header under Triton's binary tensor extension:
+ * inputs with parameters.binary_data_size take their bytes from it, in input order.
+ */
+export function decodeRequest(body: unknown, config: ModelConfig, binary?: Buffer): Batch {
   const req = body as OipRequest;
   if (typeof req !== 'object' || req === null || !Array.isArray(req.inputs)) {
     throw badRequest("request body must be a JSON object with an 'inputs' array", 'see the Open Inference Protocol v2 infer request');
   }
-  const byName = new Map<string, OipTensor>();
+  const byName = new Map<string, { t: OipTensor; src: Source }>();
+  let at = 0;
   for (const t of req.inputs) {
     if (typeof t?.name !== 'string') throw badRequest("every input needs a 'name'");
-    byName.set(t.name, t);
-  }
-  for (const name of byName.keys()) {
-    if (!['dense', 'indices', 'offsets', 'per_sample_weights'].includes(name)) {
-      throw badRequest(`unknown input tensor '${name}'`, "inputs are 'dense', 'indices', 'offsets' and optionally 'per_sample_weights'");
+    if (!['dense', 'indices', 'offsets', 'per_sample_weights'].includes(t.name)) {
+      throw badRequest(`unknown input tensor '${t.name}'`, "inputs are 'dense', 'indices', 'offsets' and optionally 'per_sample_weights'");
     }
+    const size = t.parameters?.binary_data_size;
+    let src: Source;
+    if (size !== undefined) {
+      if (!binary) throw badRequest(`tensor '${t.name}' has binary_data_size but the request has no binary section`, 'send the Inference-Header-Content-Length header');
+      if (!Number.isInteger(size) || size < 0 || at + size > binary.length) {
+        throw badRequest(`tensor '${t.name}' claims ${size} binary bytes at offset ${at}; the binary section has ${binary.length}`);
+      }
+      src = { bytes: binary.subarray(at, at + size) };
+      at += size;
+    } else {
+      if (!Array.isArray(t.data)) throw badRequest(`tensor '${t.name}' has no 'data' array`);
+      src = { json: t.data };
+    }
+    byName.set(t.name, { t, src });
   }
+  if (binary && at !== binary.length) throw badRequest(`the binary section has ${binary.length} bytes but the inputs claim ${at}`);
   const need = (name: string) => {
-    const t = byName.get(name);
-    if (!t) throw badRequest(`input tensor '${name}' is missing`, "inputs are 'dense' FP32 [B, num_dense], 'indices' INT64 [N], 'offsets' INT64 [B·T+1]");
-    return t;
+    const e = byName.get(name);
+    if (!e) throw badRequest(`input tensor '${name}' is missing`, "inputs are 'dense' FP32 [B, num_dense], 'indices' INT64 [N], 'offsets' INT64 [B·T+1]");
+    return e;
   };
-  const denseT = need('dense');
-  const dense = toFloat32(denseT);
-  if (denseT.shape.length !== 2 || denseT.shape[1] !== config.numDense) {
-    throw badRequest(`tensor 'dense' has shape ${JSON.stringify(denseT.shape)}, expected [B, ${config.numDense}]`);
+  const denseE = need('dense');
+  const dense = toFloat32(denseE.t, denseE.src);
+  if (denseE.t.shape.length !== 2 || denseE.t.shape[1] !== config.numDense) {
+    throw badRequest(`tensor 'dense' has shape ${JSON.stringify(denseE.t.shape)}, expected [B, ${config.numDense}]`);
   }
-  const size = denseT.shape[0];
-  const indicesT = need('indices');
-  const offsetsT = need('offsets');
-  if (indicesT.shape.length !== 1) throw badRequest(`tensor 'indices' has shape ${JSON.stringify(indicesT.shape)}, expected [N]`);
-  if (offsetsT.shape.length !== 1) throw badRequest(`tensor 'offsets' has shape ${JSON.stringify(offsetsT.shape)}, expected [${size * config.tables.length + 1}]`);
-  const weightsT = byName.get('per_sample_weights');
+  const size = denseE.t.shape[0];
+  const indicesE = need('indices');
+  const offsetsE = need('offsets');
+  if (indicesE.t.shape.length !== 1) throw badRequest(`tensor 'indices' has shape ${JSON.stringify(indicesE.t.shape)}, expected [N]`);
+  if (offsetsE.t.shape.length !== 1) throw badRequest(`tensor 'offsets' has shape ${JSON.stringify(offsetsE.t.shape)}, expected [${size * config.tables.length + 1}]`);
+  const weightsE = byName.get('per_sample_weights');
   return {
     size,
     dense,
-    indices: toInt32(indicesT),
-    offsets: toInt32(offsetsT),
-    weights: weightsT ? toFloat32(weightsT) : null,
+    indices: toInt32(indicesE.t, indicesE.src),
+    offsets: toInt32(offsetsE.t, offsetsE.src),
+    weights: weightsE ? toFloat32(weightsE.t, weightsE.src) : null,
   };
+}
+
+/** Whether the client asked for the score as binary (Triton's binary_data_output / binary_data). */
+export function wantsBinaryOutput(body: unknown): boolean {
+  const req = body as OipRequest;
+  return req?.parameters?.binary_data_output === true || req?.outputs?.some((o) => o?.parameters?.binary_data === true) === true;
 }
 
 /** Encodes a Batch as an OIP request body (the load generator and tests send these). */
@@ -130,10 +196,50 @@ export function encodeResponse(modelName: string, scores: Float32Array, id?: str
   return res;
 }
 
+/**
+ * A request under Triton's binary tensor extension: the JSON header (its length goes in the
+ * Inference-Header-Content-Length HTTP header) followed by the raw tensors. INT32 ids keep it
+ * small; the load generator sends these.
+ */
+export function encodeBinaryRequest(batch: Batch, numDense: number): { body: Buffer; headerLength: number } {
+  const tensors: [string, string, number[], Float32Array | Int32Array][] = [
+    ['dense', 'FP32', [batch.size, numDense], batch.dense],
+    ['indices', 'INT32', [batch.indices.length], batch.indices],
+    ['offsets', 'INT32', [batch.offsets.length], batch.offsets],
+  ];
+  if (batch.weights) tensors.push(['per_sample_weights', 'FP32', [batch.weights.length], batch.weights]);
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: tensors.map(([name, datatype, shape, a]) => ({ name, datatype, shape, parameters: { binary_data_size: a.byteLength } })),
+      parameters: { binary_data_output: true },
+    }),
+  );
+  const parts = [header, ...tensors.map(([, , , a]) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))];
+  return { body: Buffer.concat(parts), headerLength: header.length };
+}
+
+/** A binary-extension response: the JSON header then the score bytes. */
+export function encodeBinaryResponse(modelName: string, scores: Float32Array, id?: string): { body: Buffer; headerLength: number } {
+  const res: OipResponse = {
+    model_name: modelName,
+    outputs: [{ name: 'score', datatype: 'FP32', shape: [scores.length, 1], parameters: { binary_data_size: scores.byteLength } }],
+  };
+  if (id !== undefined) res.id = id;
+  const header = Buffer.from(JSON.stringify(res));
+  return { body: Buffer.concat([header, Buffer.from(scores.buffer, scores.byteOffset, scores.byteLength)]), headerLength: header.length };
+}
+
+/** Scores out of an OIP response body (JSON, or binary with its header length). */
+export function decodeBinaryScores(body: Buffer, headerLength: number): Float32Array {
+  const out = new Float32Array((body.length - headerLength) / 4);
+  new Uint8Array(out.buffer).set(body.subarray(headerLength));
+  return out;
+}
+
 /** Scores out of an OIP response body. */
 export function decodeScores(body: unknown): Float32Array {
   const res = body as OipResponse;
   const out = res?.outputs?.find((o) => o.name === 'score');
   if (!out) throw badRequest("response has no 'score' output");
-  return Float32Array.from(flatten(out.data) as number[]);
+  return Float32Array.from(flatten(out.data ?? []) as number[]);
 }

@@ -1,0 +1,106 @@
+/**
+ * Entry point of every service process the supervisor starts: reads its ServiceConfig,
+ * starts the role, reports its ports over IPC, and drains and exits on 'stop', SIGTERM, or
+ * when the supervisor goes away (so no process outlives its supervisor).
+ */
+import { readManifest, loadDense, loadModel, readTableRows } from '../model/store.ts';
+import { configOf } from '../model/manifest.ts';
+import { DenseModel } from '../reference/dense-model.ts';
+import { ReferenceModel } from '../reference/reference-model.ts';
+import { FrameServer } from '../serving/frame-server.ts';
+import { ReplicaPool } from '../serving/frame-client.ts';
+import { ServiceMetrics, startMetricsServer } from '../serving/metrics.ts';
+import { ShardService } from '../serving/shard-service.ts';
+import { DenseService } from '../serving/dense-service.ts';
+import { DisaggregatedEngine } from '../serving/disaggregated-engine.ts';
+import { MonolithicEngine } from '../serving/engine.ts';
+import { InferenceHttpServer } from '../serving/http-api.ts';
+import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
+
+interface Running {
+  port: number;
+  metricsPort: number;
+  onReplicas?: (m: Extract<ParentMessage, { type: 'replicas' }>) => void;
+  close(): Promise<void>;
+}
+
+async function startFrameService(metrics: ServiceMetrics, handler: ConstructorParameters<typeof FrameServer>[1]): Promise<Running> {
+  const server = new FrameServer(metrics.service, handler);
+  const port = await server.listen(0);
+  const side = await startMetricsServer(metrics, () => true);
+  return {
+    port,
+    metricsPort: side.port,
+    close: async () => {
+      await server.close();
+      side.server.close();
+    },
+  };
+}
+
+async function start(cfg: ServiceConfig): Promise<Running> {
+  const metrics = new ServiceMetrics(cfg.service);
+  const manifest = readManifest(cfg.modelDir);
+  const config = configOf(manifest);
+  switch (cfg.role) {
+    case 'shard':
+      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, cfg.plan.shards[cfg.shard], metrics).handle);
+    case 'dense': {
+      const dense = await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
+      const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle);
+      return { ...running, close: async () => (await running.close(), await dense.close()) };
+    }
+    case 'monolithic': {
+      const http = new InferenceHttpServer(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), metrics);
+      const port = await http.listen(cfg.port);
+      return { port, metricsPort: port, close: () => http.close() };
+    }
+    case 'router': {
+      const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs));
+      const denseRemote = cfg.plan.dense.placement === 'service';
+      const dense = denseRemote ? new ReplicaPool('dense', cfg.dense) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
+      const cacheRows = cfg.plan.router.cacheRows;
+      const cache = cacheRows > 0 ? config.tables.map((t, i) => readTableRows(cfg.modelDir, manifest, i, 0, Math.min(cacheRows, t.rows))) : null;
+      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
+      const http = new InferenceHttpServer(engine, metrics);
+      const port = await http.listen(cfg.port);
+      return {
+        port,
+        metricsPort: port,
+        onReplicas: (m) => (m.shard === 'dense' ? (dense as ReplicaPool).setAddresses(m.addresses) : shards[m.shard].setAddresses(m.addresses)),
+        close: () => http.close(),
+      };
+    }
+  }
+}
+
+const send = (m: ChildMessage) => process.send?.(m);
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.env[SERVICE_ENV] ?? 'null') as ServiceConfig;
+  let running: Running;
+  try {
+    running = await start(cfg);
+  } catch (e) {
+    send({ type: 'failed', message: (e as Error).message });
+    process.stderr.write(`${cfg?.service ?? 'service'}: failed to start: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await running.close();
+    process.exit(0);
+  };
+  process.on('message', (m: ParentMessage) => {
+    if (m.type === 'stop') void stop();
+    else if (m.type === 'replicas') running.onReplicas?.(m);
+  });
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => {}); // the supervisor owns Ctrl-C and stops children in order
+  process.on('disconnect', () => void stop());
+  send({ type: 'ready', port: running.port, metricsPort: running.metricsPort, rssBytes: process.memoryUsage.rss() });
+}
+
+await main();

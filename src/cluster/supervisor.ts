@@ -1,0 +1,189 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Plan } from '../plan/types.ts';
+import type { Address } from '../serving/frame-client.ts';
+import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
+import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
+
+const ENTRY = fileURLToPath(new URL('./service-process.ts', import.meta.url));
+/** tsx by absolute URL, so children start wherever the CLI is run from. */
+const TSX = import.meta.resolve('tsx');
+const READY_TIMEOUT_MS = 180_000;
+const STOP_TIMEOUT_MS = 15_000;
+/** A replica that dies this often within the window is left down rather than restarted in a loop. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+export interface ReplicaInfo {
+  service: string;
+  role: ServiceConfig['role'];
+  replica: number;
+  pid: number;
+  port: number;
+  metricsPort: number;
+  rssBytes: number;
+  restarts: number;
+}
+
+interface Replica {
+  cfg: ServiceConfig;
+  child: ChildProcess;
+  info: ReplicaInfo;
+  stopping: boolean;
+  restartTimes: number[];
+}
+
+export interface SupervisorOptions {
+  modelDir: string;
+  /** null: serve the whole model in one process (model-wise). */
+  plan: Plan | null;
+  port: number;
+  deadlineMs: number;
+  log?: (line: string) => void;
+}
+
+const address = (r: Replica): Address => ({ host: '127.0.0.1', port: r.info.port });
+
+/**
+ * Runs a plan on this machine: every replica is its own OS process. Starts shards and dense
+ * replicas, then the router with their addresses; restarts a replica that dies and tells the
+ * router its new address; stop() drains the router first, then everything else.
+ */
+export class LocalSupervisor {
+  private readonly groups = new Map<string, Replica[]>();
+  private stopped = false;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
+  }
+
+  /** Every replica, in start order. */
+  replicas(): ReplicaInfo[] {
+    return [...this.groups.values()].flat().map((r) => ({ ...r.info }));
+  }
+
+  get routerPort(): number {
+    return (this.groups.get('router') ?? this.groups.get('model'))![0].info.port;
+  }
+
+  async start(): Promise<void> {
+    const { modelDir, plan, port, deadlineMs } = this.opts;
+    try {
+      if (!plan) {
+        await this.startGroup('model', [{ role: 'monolithic', service: 'model', modelDir, port }]);
+        return;
+      }
+      const starts: Promise<unknown>[] = plan.shards.map((s, shard) =>
+        this.startGroup(s.name, Array.from({ length: s.replicas }, () => ({ role: 'shard' as const, service: s.name, modelDir, plan, shard }))),
+      );
+      if (plan.dense.placement === 'service') {
+        starts.push(this.startGroup('dense', Array.from({ length: plan.dense.replicas }, () => ({ role: 'dense' as const, service: 'dense', modelDir }))));
+      }
+      await Promise.all(starts);
+      const shards = plan.shards.map((s) => this.groups.get(s.name)!.map(address));
+      const dense = (this.groups.get('dense') ?? []).map(address);
+      await this.startGroup('router', [{ role: 'router', service: 'router', modelDir, plan, port, shards, dense, deadlineMs }]);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private async startGroup(service: string, cfgs: ServiceConfig[]): Promise<void> {
+    const group: Replica[] = [];
+    this.groups.set(service, group);
+    await Promise.all(cfgs.map(async (cfg, i) => (group[i] = await this.spawn(cfg, i, 0))));
+  }
+
+  private spawn(cfg: ServiceConfig, replica: number, restarts: number): Promise<Replica> {
+    return new Promise((resolve, reject) => {
+      const child = fork(ENTRY, [], {
+        execArgv: ['--import', TSX],
+        env: { ...process.env, [SERVICE_ENV]: JSON.stringify(cfg) },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new ShardwiseError(ErrorCodes.SERVICE, `${cfg.service} replica ${replica} did not become ready within ${READY_TIMEOUT_MS / 1000} s`));
+      }, READY_TIMEOUT_MS);
+      const onExit = (code: number | null, signal: string | null) => {
+        clearTimeout(timer);
+        reject(new ShardwiseError(ErrorCodes.SERVICE, `${cfg.service} replica ${replica} exited during start (${signal ?? `code ${code}`})`, 'its error is printed above'));
+      };
+      child.once('exit', onExit);
+      child.on('message', (m: ChildMessage) => {
+        if (m.type === 'failed') return; // the exit that follows rejects, after the child printed why
+        if (m.type !== 'ready') return;
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        const r: Replica = {
+          cfg,
+          child,
+          stopping: false,
+          restartTimes: [],
+          info: { service: cfg.service, role: cfg.role, replica, pid: child.pid!, port: m.port, metricsPort: m.metricsPort, rssBytes: m.rssBytes, restarts },
+        };
+        child.once('exit', (code, signal) => void this.onUnexpectedExit(r, code, signal));
+        resolve(r);
+      });
+    });
+  }
+
+  private async onUnexpectedExit(r: Replica, code: number | null, signal: string | null): Promise<void> {
+    if (r.stopping || this.stopped) return;
+    const now = Date.now();
+    r.restartTimes = r.restartTimes.filter((t) => now - t < RESTART_WINDOW_MS);
+    const what = `${r.info.service} replica ${r.info.replica} (pid ${r.info.pid}) exited (${signal ?? `code ${code}`})`;
+    if (r.restartTimes.length >= MAX_RESTARTS) {
+      this.log(`${what}; it died ${MAX_RESTARTS} times within ${RESTART_WINDOW_MS / 1000} s, leaving it down`);
+      return this.publish(r.info.service);
+    }
+    this.log(`${what}; restarting`);
+    // Take the dead replica out of the router's choice at once, then add the new one.
+    const group = this.groups.get(r.info.service)!;
+    group.splice(group.indexOf(r), 1);
+    this.publish(r.info.service);
+    try {
+      const fresh = await this.spawn(r.cfg, r.info.replica, r.info.restarts + 1);
+      fresh.restartTimes = [...r.restartTimes, now];
+      if (this.stopped) return void fresh.child.kill('SIGTERM');
+      group.splice(Math.min(r.info.replica, group.length), 0, fresh);
+      this.publish(r.info.service);
+      this.log(`${r.info.service} replica ${r.info.replica} is back as pid ${fresh.info.pid} on port ${fresh.info.port}`);
+    } catch (e) {
+      this.log(`${r.info.service} replica ${r.info.replica} could not be restarted: ${(e as Error).message}`);
+    }
+  }
+
+  /** Sends a service's current replica addresses to the router. */
+  private publish(service: string): void {
+    const router = this.groups.get('router')?.[0];
+    const plan = this.opts.plan;
+    if (!router || !plan || service === 'router') return;
+    const shard = service === 'dense' ? 'dense' : plan.shards.findIndex((s) => s.name === service);
+    const msg: ParentMessage = { type: 'replicas', shard, addresses: this.groups.get(service)!.map(address) };
+    router.child.send(msg);
+  }
+
+  private stopReplica(r: Replica): Promise<void> {
+    r.stopping = true;
+    if (r.child.exitCode !== null || r.child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const kill = setTimeout(() => r.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      r.child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      if (r.child.connected) r.child.send({ type: 'stop' } satisfies ParentMessage);
+      else r.child.kill('SIGTERM');
+    });
+  }
+
+  /** Drains and stops everything: the router (no new queries, in-flight ones finish), then the rest. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r)));
+    await Promise.all([...this.groups.values()].flat().map((r) => this.stopReplica(r)));
+  }
+}

@@ -1,0 +1,104 @@
+import type { Batch } from '../model/batch.ts';
+import type { EmbeddingTable, ModelConfig } from '../model/types.ts';
+import type { Plan } from '../plan/types.ts';
+import { embeddingBag } from '../kernels/embedding-bag.ts';
+import type { DenseModel } from '../reference/dense-model.ts';
+import { Bucketizer, addPartials, divideByBagSizes } from './bucketize.ts';
+import { FrameType } from './frame.ts';
+import type { ReplicaPool } from './frame-client.ts';
+import { decodeLookupResponse, decodeScores, encodeDenseRequest, encodeLookupRequest } from './messages.ts';
+import type { ServiceMetrics } from './metrics.ts';
+import type { InferenceEngine } from './engine.ts';
+
+export interface DisaggregatedParts {
+  config: ModelConfig;
+  plan: Plan;
+  shards: ReplicaPool[];
+  /** The dense half in this process, or the pool of the dense service. */
+  dense: DenseModel | ReplicaPool;
+  /** Per table, the hottest `plan.router.cacheRows` rows (hotness order), or none. */
+  cache: EmbeddingTable[] | null;
+  metrics: ServiceMetrics;
+  deadlineMs: number;
+}
+
+const bytesOf = (parts: Buffer[]) => parts.reduce((s, p) => s + p.length, 0);
+
+/**
+ * The router's side of a query: bucketize by shard range, pool cached hot rows locally,
+ * fan out to one replica of every shard that has lookups (in parallel, deadline, one retry),
+ * sum the partials into the interaction input, then the dense half.
+ */
+export class DisaggregatedEngine implements InferenceEngine {
+  private readonly bucketizer: Bucketizer;
+  private readonly pieceTables: number[][];
+  readonly config: ModelConfig;
+
+  constructor(private readonly parts: DisaggregatedParts) {
+    this.config = parts.config;
+    this.bucketizer = new Bucketizer(parts.config.tables.length, parts.plan.shards, parts.cache ? parts.plan.router.cacheRows : 0);
+    this.pieceTables = parts.plan.shards.map((s) => s.pieces.map((p) => p.table));
+  }
+
+  async infer(batch: Batch): Promise<Float32Array> {
+    const { config, metrics, shards, cache } = this.parts;
+    const T = config.tables.length;
+    const d = config.embeddingDim;
+    const B = batch.size;
+    let t0 = performance.now();
+    const split = this.bucketizer.split(batch);
+    metrics.observe('bucketize', t0);
+
+    const vectors = new Float32Array(B * (T + 1) * d);
+    if (cache) {
+      // Writes every table slot (zeros for bags with no cached rows), so shards' partials add on top.
+      for (let t = 0; t < T; t++) embeddingBag(cache[t].data, d, split.cache.ids, split.cache.offsets, split.cache.weights, false, B, t, T, vectors, (t + 1) * d, (T + 1) * d);
+    }
+    metrics.cacheLookups.inc({ service: metrics.service, result: 'hit' }, split.cache.lookups);
+    metrics.cacheLookups.inc({ service: metrics.service, result: 'miss' }, batch.indices.length - split.cache.lookups);
+
+    t0 = performance.now();
+    const deadline = Date.now() + this.parts.deadlineMs;
+    const calls: Promise<void>[] = [];
+    split.shards.forEach((req, s) => {
+      if (req.ids.length === 0) return; // nothing of this batch lives there: its partials are zero
+      const parts = encodeLookupRequest(req);
+      metrics.wireBytes.inc({ service: metrics.service, direction: 'sent' }, bytesOf(parts));
+      calls.push(
+        shards[s].request(FrameType.LOOKUP_REQUEST, parts, deadline).then((frame) => {
+          metrics.wireBytes.inc({ service: metrics.service, direction: 'received' }, frame.payload.length);
+          addPartials(vectors, decodeLookupResponse(frame.payload).sums, B, this.pieceTables[s], T, d);
+        }),
+      );
+    });
+    await Promise.all(calls);
+    metrics.observe('fanout', t0);
+    if (config.poolingMode === 'mean') divideByBagSizes(vectors, batch.offsets, B, T, d);
+
+    t0 = performance.now();
+    const scores = await this.dense(batch, vectors, deadline);
+    metrics.observe('dense', t0);
+    return scores;
+  }
+
+  private async dense(batch: Batch, vectors: Float32Array, deadline: number): Promise<Float32Array> {
+    const { dense, config, metrics } = this.parts;
+    if (!('request' in dense)) return dense.forward(batch.dense, vectors, batch.size);
+    const T = config.tables.length;
+    const d = config.embeddingDim;
+    const pooled = new Float32Array(batch.size * T * d);
+    for (let b = 0; b < batch.size; b++) pooled.set(vectors.subarray((b * (T + 1) + 1) * d, (b + 1) * (T + 1) * d), b * T * d);
+    const parts = encodeDenseRequest({ batch: batch.size, dense: batch.dense, pooled });
+    metrics.wireBytes.inc({ service: metrics.service, direction: 'sent' }, bytesOf(parts));
+    const frame = await dense.request(FrameType.DENSE_REQUEST, parts, deadline);
+    metrics.wireBytes.inc({ service: metrics.service, direction: 'received' }, frame.payload.length);
+    return decodeScores(frame.payload);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.parts.shards) s.close();
+    const { dense } = this.parts;
+    if ('request' in dense) dense.close();
+    else await dense.close();
+  }
+}

@@ -1,0 +1,59 @@
+import * as http from 'node:http';
+import * as client from 'prom-client';
+
+/**
+ * One Prometheus registry per service process. Names follow shardwise_<thing>_<unit>; every
+ * series has a `service` label (router, dense, shard-3) so one dashboard or autoscaler rule
+ * covers every service.
+ */
+export class ServiceMetrics {
+  readonly registry = new client.Registry();
+  readonly duration: client.Histogram<'service' | 'stage'>;
+  readonly requests: client.Counter<'service' | 'outcome'>;
+  readonly inflight: client.Gauge<'service'>;
+  readonly cacheLookups: client.Counter<'service' | 'result'>;
+  readonly rowsServed: client.Counter<'service'>;
+  readonly wireBytes: client.Counter<'service' | 'direction'>;
+
+  constructor(readonly service: string) {
+    this.registry.setDefaultLabels({ service });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'shardwise_' });
+    const registers = [this.registry];
+    this.duration = new client.Histogram({
+      name: 'shardwise_request_duration_seconds',
+      help: 'Time per request and per stage (total, bucketize, fanout, gather, dense)',
+      labelNames: ['service', 'stage'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.requests = new client.Counter({ name: 'shardwise_requests_total', help: 'Requests by outcome', labelNames: ['service', 'outcome'], registers });
+    this.inflight = new client.Gauge({ name: 'shardwise_inflight_requests', help: 'Requests being served now', labelNames: ['service'], registers });
+    this.cacheLookups = new client.Counter({ name: 'shardwise_cache_lookups_total', help: "Lookups served by the router's hot-row cache (hit) or sent to a shard (miss)", labelNames: ['service', 'result'], registers });
+    this.rowsServed = new client.Counter({ name: 'shardwise_rows_served_total', help: 'Embedding rows gathered and pooled', labelNames: ['service'], registers });
+    this.wireBytes = new client.Counter({ name: 'shardwise_wire_bytes_total', help: 'Bytes of internal frames sent and received', labelNames: ['service', 'direction'], registers });
+  }
+
+  /** Seconds since `t0` (a performance.now() reading) into the stage's histogram. */
+  observe(stage: string, t0: number): void {
+    this.duration.observe({ service: this.service, stage }, (performance.now() - t0) / 1000);
+  }
+
+  async handleMetrics(res: http.ServerResponse): Promise<void> {
+    res.writeHead(200, { 'content-type': this.registry.contentType });
+    res.end(await this.registry.metrics());
+  }
+}
+
+/** The side HTTP port of a service without a public API: /metrics and OIP health. */
+export function startMetricsServer(metrics: ServiceMetrics, isReady: () => boolean, port = 0, host = '127.0.0.1'): Promise<{ server: http.Server; port: number }> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/metrics') return void metrics.handleMetrics(res);
+    if (req.url === '/v2/health/live') return void res.writeHead(200).end();
+    if (req.url === '/v2/health/ready') return void res.writeHead(isReady() ? 200 : 503).end();
+    res.writeHead(404).end();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve({ server, port: (server.address() as { port: number }).port }));
+  });
+}

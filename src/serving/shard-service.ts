@@ -1,0 +1,50 @@
+import type { Manifest } from '../model/manifest.ts';
+import type { EmbeddingTable } from '../model/types.ts';
+import { readTableRows } from '../model/store.ts';
+import type { ShardSpec } from '../plan/types.ts';
+import { embeddingBag } from '../kernels/embedding-bag.ts';
+import { FrameType, type Frame } from './frame.ts';
+import { FrameError } from './frame.ts';
+import type { Reply } from './frame-server.ts';
+import { decodeLookupRequest, encodeLookupResponse } from './messages.ts';
+import type { ServiceMetrics } from './metrics.ts';
+
+/**
+ * An embedding shard: holds its pieces' rows (read straight from the model directory, only
+ * its ranges) and answers lookup requests with one sum-pooled vector per (sample, piece) bag:
+ * partials, never raw rows.
+ */
+export class ShardService {
+  private readonly pieces: EmbeddingTable[];
+  readonly dim: number;
+
+  constructor(dir: string, manifest: Manifest, readonly spec: ShardSpec, private readonly metrics: ServiceMetrics) {
+    this.dim = manifest.embeddingDim;
+    this.pieces = spec.pieces.map((p) => readTableRows(dir, manifest, p.table, p.rowStart, p.rowEnd - p.rowStart));
+  }
+
+  get bytesHeld(): number {
+    return this.pieces.reduce((s, p) => s + p.data.byteLength, 0);
+  }
+
+  handle = (frame: Frame): Reply => {
+    if (frame.type !== FrameType.LOOKUP_REQUEST) throw new FrameError(`a shard takes lookup requests, got frame type ${frame.type}`);
+    const t0 = performance.now();
+    const req = decodeLookupRequest(frame.payload);
+    const P = this.pieces.length;
+    if (req.pieces !== P) throw new FrameError(`request is for ${req.pieces} pieces; ${this.spec.name} holds ${P}`);
+    const { batch, offsets, ids, weights } = req;
+    for (let i = 0; i < offsets.length - 1; i++) {
+      if (offsets[i + 1] < offsets[i]) throw new FrameError(`offsets decrease at ${i + 1}`);
+    }
+    if (offsets[0] !== 0 || offsets[offsets.length - 1] !== ids.length) throw new FrameError('offsets do not span the ids');
+    const d = this.dim;
+    const sums = new Float32Array(batch * P * d);
+    for (let p = 0; p < P; p++) {
+      embeddingBag(this.pieces[p].data, d, ids, offsets, weights, false, batch, p, P, sums, p * d, P * d);
+    }
+    this.metrics.rowsServed.inc(ids.length);
+    this.metrics.observe('gather', t0);
+    return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse({ batch, pieces: P, dim: d, sums }) };
+  };
+}
