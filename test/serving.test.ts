@@ -1,0 +1,210 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import { loadModel } from '../src/model/store.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import type { Plan } from '../src/plan/types.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { validatePlan } from '../src/plan/validate.ts';
+import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { ReferenceModel } from '../src/reference/reference-model.ts';
+import { decodeBinaryScores, encodeBinaryRequest, encodeRequest } from '../src/protocol/oip.ts';
+import type { Batch } from '../src/model/batch.ts';
+import { ShardwiseError } from '../src/util/errors.ts';
+import { maxAbsDiff, tempDir } from './helpers.ts';
+
+const dir = tempDir();
+/** tiny, with a mean-pooling twin and uneven tables so pieces split tables at odd boundaries. */
+const sumConfig: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+const meanConfig: ModelConfig = { ...sumConfig, name: 'tiny-mean', poolingMode: 'mean' };
+const models = { sum: path.join(dir, 'sum'), mean: path.join(dir, 'mean') };
+generateModel(models.sum, sumConfig, 5);
+generateModel(models.mean, meanConfig, 5);
+
+const running = new Set<LocalSupervisor>();
+after(async () => {
+  for (const s of running) await s.stop();
+});
+
+async function serve(modelDir: string, plan: Plan | null): Promise<LocalSupervisor> {
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, log: () => {} });
+  running.add(sup);
+  await sup.start();
+  return sup;
+}
+
+async function stop(sup: LocalSupervisor) {
+  await sup.stop();
+  running.delete(sup);
+}
+
+function queries(config: ModelConfig, n: number, seed: number): Batch[] {
+  const gen = new QueryGenerator(config, { queries: n, batch: 5, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed });
+  return Array.from({ length: n }, () => gen.next());
+}
+
+async function inferJson(port: number, name: string, batch: Batch, numDense: number): Promise<Float32Array> {
+  const res = await fetch(`http://127.0.0.1:${port}/v2/models/${name}/infer`, { method: 'POST', body: JSON.stringify(encodeRequest(batch, numDense)) });
+  assert.equal(res.status, 200, await res.clone().text());
+  return Float32Array.from((await res.json()).outputs[0].data);
+}
+
+async function inferBinary(port: number, name: string, batch: Batch, numDense: number): Promise<Float32Array> {
+  const { body, headerLength } = encodeBinaryRequest(batch, numDense);
+  const res = await fetch(`http://127.0.0.1:${port}/v2/models/${name}/infer`, {
+    method: 'POST',
+    body,
+    headers: { 'inference-header-content-length': String(headerLength), 'content-type': 'application/octet-stream' },
+  });
+  assert.equal(res.status, 200);
+  return decodeBinaryScores(Buffer.from(await res.arrayBuffer()), Number(res.headers.get('inference-header-content-length')));
+}
+
+/** Plan shapes: 1..16 shards, tables split across shards, cache on and off, dense in the router or as a service. */
+const shapes: { label: string; config: ModelConfig; plan: Plan }[] = [
+  { label: '1 shard, no cache, dense in router', config: sumConfig, plan: rowWisePlan(sumConfig, { shards: 1, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 }) },
+  { label: '3 shards × 2 replicas, cache 100 rows, dense service', config: sumConfig, plan: rowWisePlan(sumConfig, { shards: 3, replicas: 2, cacheRows: 100, dense: 'service', denseReplicas: 2 }) },
+  { label: '16 shards, cache 10 rows, mean pooling', config: meanConfig, plan: rowWisePlan(meanConfig, { shards: 16, replicas: 1, cacheRows: 10, dense: 'router', denseReplicas: 1 }) },
+];
+
+for (const { label, config, plan } of shapes) {
+  test(`disaggregated scores equal the monolithic reference to 1e-5: ${label}`, async () => {
+    validatePlan(plan, config);
+    const modelDir = config.poolingMode === 'mean' ? models.mean : models.sum;
+    const reference = await ReferenceModel.create(loadModel(modelDir));
+    const sup = await serve(modelDir, plan);
+    try {
+      const expectedServices = plan.shards.reduce((s, x) => s + x.replicas, 0) + (plan.dense.placement === 'service' ? plan.dense.replicas : 0) + 1;
+      assert.equal(sup.replicas().length, expectedServices);
+      for (const q of queries(config, 6, plan.shards.length)) {
+        const want = await reference.predict(q);
+        assert.ok(maxAbsDiff(await inferJson(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
+        assert.ok(maxAbsDiff(await inferBinary(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
+      }
+      // Per-lookup weights travel to the shards and the cache too.
+      if (config.poolingMode === 'sum') {
+        const q = queries(config, 1, 99)[0];
+        q.weights = Float32Array.from(q.indices, (_, i) => 0.5 + (i % 3));
+        assert.ok(maxAbsDiff(await inferJson(sup.routerPort, config.name, q, config.numDense), await reference.predict(q)) < 1e-5);
+      }
+    } finally {
+      await stop(sup);
+      await reference.close();
+    }
+  });
+}
+
+test('the monolithic server, the public API contract, bad requests and metrics', async () => {
+  const sup = await serve(models.sum, null);
+  const base = `http://127.0.0.1:${sup.routerPort}`;
+  try {
+    assert.equal((await fetch(`${base}/v2/health/ready`)).status, 200);
+    const meta = await (await fetch(`${base}/v2/models/tiny`)).json();
+    assert.equal(meta.name, 'tiny');
+    assert.deepEqual(meta.inputs[0], { name: 'dense', datatype: 'FP32', shape: [-1, 4] });
+    assert.equal((await fetch(`${base}/v2/models/other/infer`, { method: 'POST', body: '{}' })).status, 404);
+    const q = queries(sumConfig, 1, 1)[0];
+    const bad = encodeRequest(q, 4);
+    (bad.inputs[1].data as number[])[0] = 5000;
+    const res = await fetch(`${base}/v2/models/tiny/infer`, { method: 'POST', body: JSON.stringify(bad) });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error, /'indices' has id 5000 at position 0/);
+    assert.equal((await fetch(`${base}/v2/models/tiny/infer`, { method: 'POST', body: '{not json' })).status, 400);
+    // Still serving after bad requests.
+    const scores = await inferJson(sup.routerPort, 'tiny', q, 4);
+    assert.equal(scores.length, 5);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /shardwise_requests_total\{service="model",outcome="bad_request"\} 2/);
+    assert.match(metrics, /shardwise_request_duration_seconds_count\{service="model",stage="total"\} 3/);
+  } finally {
+    await stop(sup);
+  }
+});
+
+test('a malformed frame closes that connection only; a killed shard replica is restarted and no query fails', async () => {
+  const plan = rowWisePlan(sumConfig, { shards: 2, replicas: 2, cacheRows: 0, dense: 'router', denseReplicas: 1 });
+  const sup = await serve(models.sum, plan);
+  try {
+    const shard = sup.replicas().find((r) => r.service === 'shard-0')!;
+    const closed = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(shard.port, '127.0.0.1', () => sock.write(Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4])));
+      sock.on('close', () => resolve(true));
+      sock.on('error', () => {});
+      setTimeout(() => resolve(false), 3000);
+    });
+    assert.ok(closed, 'the shard closes a connection that sends a bad frame');
+    const metrics = await (await fetch(`http://127.0.0.1:${shard.metricsPort}/v2/health/live`)).status;
+    assert.equal(metrics, 200, 'and keeps running');
+
+    // Kill one replica of shard-1 mid-traffic: the router retries on the other replica.
+    const victim = sup.replicas().find((r) => r.service === 'shard-1')!;
+    const qs = queries(sumConfig, 30, 7);
+    const reference = await ReferenceModel.create(loadModel(models.sum));
+    let killed = false;
+    for (const [i, q] of qs.entries()) {
+      if (i === 5) {
+        process.kill(victim.pid, 'SIGKILL');
+        killed = true;
+      }
+      assert.ok(maxAbsDiff(await inferJson(sup.routerPort, 'tiny', q, 4), await reference.predict(q)) < 1e-5);
+    }
+    await reference.close();
+    assert.ok(killed);
+    // The supervisor restarts it.
+    for (let i = 0; i < 100 && !sup.replicas().some((r) => r.service === 'shard-1' && r.restarts === 1); i++) await new Promise((r) => setTimeout(r, 100));
+    const back = sup.replicas().filter((r) => r.service === 'shard-1');
+    assert.equal(back.length, 2);
+    assert.ok(back.some((r) => r.restarts === 1 && r.pid !== victim.pid));
+  } finally {
+    await stop(sup);
+  }
+});
+
+/** POST over a fresh connection with node:http (no client-side pooling or queueing). */
+function postRaw(port: number, path: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('stop() drains queries already in flight, then leaves no process behind', async () => {
+  const plan = rowWisePlan(sumConfig, { shards: 2, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });
+  const sup = await serve(models.sum, plan);
+  const pids = sup.replicas().map((r) => r.pid);
+  // Freeze one shard so the queries are provably inside the router when stop() begins.
+  const frozen = sup.replicas().find((r) => r.service === 'shard-1')!.pid;
+  process.kill(frozen, 'SIGSTOP');
+  const results = queries(sumConfig, 10, 3).map((q) => postRaw(sup.routerPort, '/v2/models/tiny/infer', JSON.stringify(encodeRequest(q, 4))));
+  await new Promise((r) => setTimeout(r, 300));
+  const stopping = stop(sup);
+  await new Promise((r) => setTimeout(r, 300));
+  process.kill(frozen, 'SIGCONT');
+  await stopping;
+  assert.deepEqual(await Promise.all(results), Array(10).fill(200), 'every in-flight query is answered');
+  for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `pid ${pid} is gone`);
+});
+
+test('invalid plans are rejected with the field and what was expected', () => {
+  const plan = rowWisePlan(sumConfig, { shards: 2, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 });
+  const bad = (mutate: (p: Plan) => void, pattern: RegExp) => {
+    const p: Plan = JSON.parse(JSON.stringify(plan));
+    mutate(p);
+    assert.throws(() => validatePlan(p, sumConfig, 'plan.json'), (e: unknown) => e instanceof ShardwiseError && e.code === 'SW_PLAN' && pattern.test(e.message));
+  };
+  bad((p) => (p.shards[1].pieces[0].rowStart += 1), /table 0 rows \[500, 501\) are in no shard/);
+  bad((p) => (p.shards[1].pieces[0].rowStart -= 1), /table 0 rows \[499, 500\) are in two shards/);
+  bad((p) => (p.shards[0].replicas = 0), /shards\[0\]\.replicas must be an integer ≥ 1/);
+  bad((p) => (p.model.tableRows[2] = 5), /was made for tables of/);
+  bad((p) => (p.shards[1].name = 'shard-0'), /used twice/);
+  bad((p) => (p.shards[0].pieces[0].rowEnd = 5000), /expected 0 ≤ rowStart < rowEnd ≤ 1001/);
+});
