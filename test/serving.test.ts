@@ -58,7 +58,7 @@ async function inferBinary(port: number, name: string, batch: Batch, numDense: n
   const { body, headerLength } = encodeBinaryRequest(batch, numDense);
   const res = await fetch(`http://127.0.0.1:${port}/v2/models/${name}/infer`, {
     method: 'POST',
-    body,
+    body: new Uint8Array(body),
     headers: { 'inference-header-content-length': String(headerLength), 'content-type': 'application/octet-stream' },
   });
   assert.equal(res.status, 200);

@@ -5,6 +5,9 @@ import { registerImport } from './commands/import.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerTrace } from './commands/trace.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerPlan } from './commands/plan.ts';
+import { registerServe } from './commands/serve.ts';
+import { registerBench } from './commands/bench.ts';
 
 const program = new Command();
 program
@@ -18,6 +21,9 @@ registerGenerate(program);
 registerImport(program);
 registerTrace(program);
 registerPredict(program);
+registerPlan(program);
+registerServe(program);
+registerBench(program);
 
 try {
   await program.parseAsync(process.argv);

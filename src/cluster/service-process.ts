@@ -3,18 +3,10 @@
  * starts the role, reports its ports over IPC, and drains and exits on 'stop', SIGTERM, or
  * when the supervisor goes away (so no process outlives its supervisor).
  */
-import { readManifest, loadDense, loadModel, readTableRows } from '../model/store.ts';
+import { readManifest } from '../model/store.ts';
 import { configOf } from '../model/manifest.ts';
-import { DenseModel } from '../reference/dense-model.ts';
-import { ReferenceModel } from '../reference/reference-model.ts';
 import { FrameServer } from '../serving/frame-server.ts';
-import { ReplicaPool } from '../serving/frame-client.ts';
 import { ServiceMetrics, startMetricsServer } from '../serving/metrics.ts';
-import { ShardService } from '../serving/shard-service.ts';
-import { DenseService } from '../serving/dense-service.ts';
-import { DisaggregatedEngine } from '../serving/disaggregated-engine.ts';
-import { MonolithicEngine } from '../serving/engine.ts';
-import { InferenceHttpServer } from '../serving/http-api.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
 interface Running {
@@ -42,20 +34,35 @@ async function start(cfg: ServiceConfig): Promise<Running> {
   const metrics = new ServiceMetrics(cfg.service);
   const manifest = readManifest(cfg.modelDir);
   const config = configOf(manifest);
+  // Each role imports only what it runs: a shard never loads onnxruntime (~40 MiB of RSS per replica).
   switch (cfg.role) {
-    case 'shard':
+    case 'shard': {
+      const { ShardService } = await import('../serving/shard-service.ts');
       return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, cfg.plan.shards[cfg.shard], metrics).handle);
+    }
     case 'dense': {
+      const { DenseModel } = await import('../reference/dense-model.ts');
+      const { DenseService } = await import('../serving/dense-service.ts');
+      const { loadDense } = await import('../model/store.ts');
       const dense = await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle);
       return { ...running, close: async () => (await running.close(), await dense.close()) };
     }
     case 'monolithic': {
+      const { ReferenceModel } = await import('../reference/reference-model.ts');
+      const { MonolithicEngine } = await import('../serving/engine.ts');
+      const { InferenceHttpServer } = await import('../serving/http-api.ts');
+      const { loadModel } = await import('../model/store.ts');
       const http = new InferenceHttpServer(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), metrics);
       const port = await http.listen(cfg.port);
       return { port, metricsPort: port, close: () => http.close() };
     }
     case 'router': {
+      const { DenseModel } = await import('../reference/dense-model.ts');
+      const { ReplicaPool } = await import('../serving/frame-client.ts');
+      const { DisaggregatedEngine } = await import('../serving/disaggregated-engine.ts');
+      const { InferenceHttpServer } = await import('../serving/http-api.ts');
+      const { loadDense, readTableRows } = await import('../model/store.ts');
       const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs));
       const denseRemote = cfg.plan.dense.placement === 'service';
       const dense = denseRemote ? new ReplicaPool('dense', cfg.dense) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
@@ -67,7 +74,7 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       return {
         port,
         metricsPort: port,
-        onReplicas: (m) => (m.shard === 'dense' ? (dense as ReplicaPool).setAddresses(m.addresses) : shards[m.shard].setAddresses(m.addresses)),
+        onReplicas: (m) => (m.shard === 'dense' ? (dense as InstanceType<typeof ReplicaPool>).setAddresses(m.addresses) : shards[m.shard].setAddresses(m.addresses)),
         close: () => http.close(),
       };
     }

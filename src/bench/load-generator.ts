@@ -1,0 +1,171 @@
+import * as http from 'node:http';
+import type { Batch } from '../model/batch.ts';
+import { encodeBinaryRequest } from '../protocol/oip.ts';
+import { LatencyRecorder } from '../util/latency.ts';
+import { Rng } from '../util/rng.ts';
+
+export interface LoadTarget {
+  url: string;
+  modelName: string;
+}
+
+/** A query ready to send: Triton binary-tensor body, encoded once before the run. */
+interface EncodedQuery {
+  body: Buffer;
+  headerLength: string;
+}
+
+export interface RunResult {
+  targetQps: number;
+  durationS: number;
+  sent: number;
+  ok: number;
+  errors: number;
+  timeouts: number;
+  achievedQps: number;
+  latency: ReturnType<LatencyRecorder['summary']>;
+}
+
+export interface RunOptions {
+  qps: number;
+  durationS: number;
+  timeoutMs: number;
+  seed?: number;
+  /** Seconds of load before measuring (JIT, connections, caches); its queries are not counted. */
+  warmupS?: number;
+  /** Called about once a second while the run is going. */
+  onProgress?: (line: string) => void;
+}
+
+export function encodeQueries(queries: Batch[], numDense: number): EncodedQuery[] {
+  return queries.map((q) => {
+    const { body, headerLength } = encodeBinaryRequest(q, numDense);
+    return { body, headerLength: String(headerLength) };
+  });
+}
+
+/**
+ * Open-loop load: arrivals are a Poisson process at `qps`, scheduled in advance and sent when
+ * due whatever the server is doing, so a slow server cannot slow the sender. Latency counts
+ * from the scheduled send time (no coordinated omission). Queries replay the trace in order,
+ * wrapping around.
+ */
+export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], opts: RunOptions): Promise<RunResult> {
+  const url = new URL(`/v2/models/${encodeURIComponent(target.modelName)}/infer`, target.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const rng = new Rng(opts.seed ?? 1);
+  const latency = new LatencyRecorder();
+  const result = { sent: 0, ok: 0, errors: 0, timeouts: 0 };
+  const start = performance.now();
+  const measureFrom = start + (opts.warmupS ?? 0) * 1000;
+  const end = measureFrom + opts.durationS * 1000;
+  let next = start;
+  let q = 0;
+  let inflight = 0;
+  let lastProgress = start;
+  let firstError: string | undefined;
+
+  const send = (scheduled: number) => {
+    const query = queries[q++ % queries.length];
+    const counted = scheduled >= measureFrom;
+    if (counted) result.sent++;
+    inflight++;
+    const finish = (outcome: 'ok' | 'error' | 'timeout', detail?: string) => {
+      inflight--;
+      if (!counted) return;
+      result[outcome === 'ok' ? 'ok' : outcome === 'timeout' ? 'timeouts' : 'errors']++;
+      if (outcome === 'ok') latency.recordMs(performance.now() - scheduled);
+      else firstError ??= detail;
+    };
+    const req = http.request(url, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': query.headerLength, 'content-length': query.body.length },
+      timeout: opts.timeoutMs,
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => finish(res.statusCode === 200 ? 'ok' : 'error', `HTTP ${res.statusCode}`));
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      finish('timeout');
+    });
+    req.on('error', (e) => {
+      if (!req.destroyed || (e as NodeJS.ErrnoException).code !== 'ECONNRESET') finish('error', e.message);
+    });
+    req.end(query.body);
+  };
+
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (next <= now && next < end) {
+        send(next);
+        next += (-Math.log(1 - rng.next()) * 1000) / opts.qps;
+      }
+      if (opts.onProgress && now - lastProgress >= 1000) {
+        lastProgress = now;
+        opts.onProgress(`  ${((now - start) / 1000).toFixed(0)}s sent ${result.sent} ok ${result.ok} errors ${result.errors + result.timeouts} in flight ${inflight} p99 ${latency.count ? latency.percentileMs(99).toFixed(1) : '-'} ms`);
+      }
+      if (next < end) setTimeout(tick, Math.max(0, Math.min(next - now, 5)));
+      else resolve();
+    };
+    tick();
+  });
+  // Wait for the stragglers (bounded by the request timeout).
+  while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
+  agent.destroy();
+  const durationS = opts.durationS;
+  if (firstError && result.errors > 0) opts.onProgress?.(`  first error: ${firstError}`);
+  return { targetQps: opts.qps, durationS, ...result, achievedQps: result.ok / durationS, latency: latency.summary() };
+}
+
+export interface FindMaxOptions {
+  slaP99Ms: number;
+  stepS: number;
+  timeoutMs: number;
+  startQps?: number;
+  maxErrorRate?: number;
+  warmupS?: number;
+  onProgress?: (line: string) => void;
+}
+
+/** A run meets the SLA when p99 is under it, errors are rare and the server kept up with the offered rate. */
+export function meetsSla(r: RunResult, slaP99Ms: number, maxErrorRate = 0.001): boolean {
+  return r.latency.p99Ms <= slaP99Ms && (r.errors + r.timeouts) / Math.max(1, r.sent) <= maxErrorRate && r.achievedQps >= 0.9 * r.targetQps;
+}
+
+/**
+ * The highest offered QPS whose p99 meets the SLA: double from `startQps` until a step fails,
+ * then bisect between the last pass and the first failure to within 5%.
+ */
+export async function findMaxQps(target: LoadTarget, queries: EncodedQuery[], opts: FindMaxOptions): Promise<{ maxQps: number; best: RunResult | null; steps: RunResult[] }> {
+  const steps: RunResult[] = [];
+  const run = async (qps: number) => {
+    const r = await runOpenLoop(target, queries, { qps, durationS: opts.stepS, timeoutMs: opts.timeoutMs, warmupS: opts.warmupS });
+    steps.push(r);
+    const pass = meetsSla(r, opts.slaP99Ms, opts.maxErrorRate);
+    opts.onProgress?.(`  ${qps.toFixed(0).padStart(6)} qps offered → ${r.achievedQps.toFixed(0).padStart(6)} ok/s, p99 ${r.latency.p99Ms.toFixed(1)} ms, errors ${r.errors + r.timeouts}: ${pass ? 'meets' : 'misses'} the ${opts.slaP99Ms} ms SLA`);
+    return pass ? r : null;
+  };
+  let lo = 0;
+  let best: RunResult | null = null;
+  let hi = opts.startQps ?? 50;
+  for (;;) {
+    const r = await run(hi);
+    if (!r) break;
+    best = r;
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 0.05 * hi && hi - lo > 1) {
+    const mid = (lo + hi) / 2;
+    const r = await run(mid);
+    if (r) {
+      best = r;
+      lo = mid;
+    } else hi = mid;
+  }
+  return { maxQps: lo, best, steps };
+}

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { readQueries } from '../../workload/trace-format.ts';
+import { encodeQueries, findMaxQps, runOpenLoop, type RunResult } from '../../bench/load-generator.ts';
+import { badArgument } from '../../util/errors.ts';
+import { renderTable } from '../../util/format.ts';
+import { positiveInt, positiveNumber, progress } from '../options.ts';
+
+/** Queries replayed from a trace: enough variety, bounded memory. */
+const MAX_REPLAY_QUERIES = 20_000;
+
+export function renderRun(r: RunResult): string {
+  const l = r.latency;
+  return renderTable(
+    ['offered qps', 'achieved qps', 'sent', 'ok', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
+    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2)]],
+  );
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('open-loop load (Poisson arrivals) against a serving endpoint, replaying a trace')
+    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption('--model-name <name>', 'model name in the URL path')
+    .requiredOption('--trace <file>', 'trace to replay (from `shardwise trace`)')
+    .option('--qps <q>', 'offered load (queries per second)', positiveNumber)
+    .option('--duration <s>', 'seconds to run at --qps', positiveNumber, 10)
+    .option('--find-max', 'search the highest QPS whose p99 meets --sla-p99-ms')
+    .option('--sla-p99-ms <ms>', 'latency SLA for --find-max', positiveNumber)
+    .option('--step-seconds <s>', 'seconds per step of --find-max', positiveNumber, 5)
+    .option('--warmup <s>', 'seconds of load before each measurement, not counted', Number, 2)
+    .option('--timeout-ms <ms>', 'a request slower than this counts as a timeout', positiveInt, 10_000)
+    .option('--json', 'print JSON')
+    .action(async (opts: { url: string; modelName: string; trace: string; qps?: number; duration: number; findMax?: boolean; slaP99Ms?: number; stepSeconds: number; warmup: number; timeoutMs: number; json?: boolean }) => {
+      if (!!opts.findMax === (opts.qps !== undefined)) throw badArgument('give either --qps Q (with --duration) or --find-max --sla-p99-ms L');
+      if (opts.findMax && opts.slaP99Ms === undefined) throw badArgument('--find-max needs --sla-p99-ms');
+      const { header, queries } = readQueries(opts.trace, MAX_REPLAY_QUERIES);
+      if (queries.length === 0) throw badArgument(`${opts.trace} holds no queries`);
+      const encoded = encodeQueries(queries, header.numDense);
+      const target = { url: opts.url, modelName: opts.modelName };
+      const log = opts.json ? undefined : progress;
+      if (opts.findMax) {
+        progress(`searching the max QPS with p99 ≤ ${opts.slaP99Ms} ms (${opts.stepSeconds} s per step)…`);
+        const found = await findMaxQps(target, encoded, { slaP99Ms: opts.slaP99Ms!, stepS: opts.stepSeconds, timeoutMs: opts.timeoutMs, warmupS: opts.warmup, onProgress: progress });
+        if (opts.json) console.log(JSON.stringify(found, null, 2));
+        else {
+          console.log(`max QPS meeting p99 ≤ ${opts.slaP99Ms} ms: ${found.maxQps.toFixed(1)}`);
+          if (found.best) console.log(renderRun(found.best));
+        }
+        return;
+      }
+      progress(`offering ${opts.qps} qps for ${opts.duration} s…`);
+      const r = await runOpenLoop(target, encoded, { qps: opts.qps!, durationS: opts.duration, warmupS: opts.warmup, timeoutMs: opts.timeoutMs, onProgress: log });
+      console.log(opts.json ? JSON.stringify(r, null, 2) : renderRun(r));
+    });
+}

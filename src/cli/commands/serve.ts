@@ -1,0 +1,45 @@
+import type { Command } from 'commander';
+import { readManifest } from '../../model/store.ts';
+import { configOf } from '../../model/manifest.ts';
+import { readPlan } from '../../plan/validate.ts';
+import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
+import { badArgument } from '../../util/errors.ts';
+import { formatBytes, renderTable } from '../../util/format.ts';
+import { nonNegativeInt, positiveInt, progress } from '../options.ts';
+
+export function renderReplicas(replicas: ReplicaInfo[]): string {
+  return renderTable(
+    ['service', 'role', 'replica', 'pid', 'port', 'metrics', 'rss at start'],
+    replicas.map((r) => [r.service, r.role, r.replica, r.pid, r.port, r.metricsPort === r.port ? 'same' : r.metricsPort, formatBytes(r.rssBytes)]),
+  );
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve a model on this machine: every replica its own process; Ctrl-C drains and stops')
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--plan <file>', 'plan JSON (from `shardwise plan`): disaggregated serving')
+    .option('--monolithic', 'serve the whole model in one process (the model-wise baseline)')
+    .option('--port <port>', 'public HTTP port (Open Inference Protocol v2)', nonNegativeInt, 8080)
+    .option('--deadline-ms <ms>', 'per-query deadline inside the router', positiveInt, 2000)
+    .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number }) => {
+      if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
+      const config = configOf(readManifest(opts.model));
+      const plan = opts.plan ? readPlan(opts.plan, config) : null;
+      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs });
+      progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
+      await supervisor.start();
+      console.log(renderReplicas(supervisor.replicas()));
+      console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: /metrics; Ctrl-C to stop)`);
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          progress(`${signal}: draining and stopping…`);
+          void supervisor.stop().then(resolve);
+        };
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      });
+      progress('stopped');
+    });
+}
