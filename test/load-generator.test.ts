@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import { presetConfig } from '../src/model/presets.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { encodeQueries, findMaxQps, meetsSla, runOpenLoop } from '../src/bench/load-generator.ts';
+
+const tiny = presetConfig('tiny');
+const queries = encodeQueries([new QueryGenerator(tiny, { queries: 1, batch: 2, access: { kind: 'uniform' }, pooling: 'fixed', seed: 1 }).next()], 4);
+
+/** A stand-in server that answers every request after `delayMs`, or with `status`. */
+async function fakeServer(delayMs: number, status = 200): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
+  let received = 0;
+  const server = http.createServer((req, res) => {
+    received++;
+    req.resume();
+    req.on('end', () => setTimeout(() => res.writeHead(status).end('{}'), delayMs));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    received: () => received,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+test('open loop: a slow server does not slow the sender, and latency includes the wait', async () => {
+  const srv = await fakeServer(300);
+  try {
+    const r = await runOpenLoop({ url: srv.url, modelName: 'tiny' }, queries, { qps: 100, durationS: 2, timeoutMs: 5000, seed: 3 });
+    assert.ok(r.sent > 150 && r.sent < 250, `Poisson arrivals at 100 qps for 2 s sent ${r.sent}`);
+    assert.equal(r.ok, r.sent);
+    assert.ok(r.latency.p50Ms >= 300 && r.latency.p50Ms < 450, `p50 ${r.latency.p50Ms}`);
+    assert.ok(srv.received() >= r.sent);
+    assert.ok(!meetsSla(r, 100));
+    assert.ok(meetsSla(r, 1000));
+  } finally {
+    await srv.close();
+  }
+});
+
+test('errors and timeouts are counted, not hidden', async () => {
+  const failing = await fakeServer(0, 503);
+  const slow = await fakeServer(2000);
+  try {
+    const e = await runOpenLoop({ url: failing.url, modelName: 'tiny' }, queries, { qps: 50, durationS: 1, timeoutMs: 1000 });
+    assert.equal(e.ok, 0);
+    assert.equal(e.errors, e.sent);
+    const t = await runOpenLoop({ url: slow.url, modelName: 'tiny' }, queries, { qps: 20, durationS: 1, timeoutMs: 200 });
+    assert.equal(t.timeouts, t.sent);
+    assert.ok(!meetsSla(t, 10_000));
+  } finally {
+    await failing.close();
+    await slow.close();
+  }
+});
+
+test('find-max brackets the capacity of a server that serializes requests', async () => {
+  // One request at a time, 5 ms each: capacity ≈ 200 qps; with p99 ≤ 60 ms the max lies below that.
+  let busyUntil = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      busyUntil = Math.max(busyUntil, Date.now()) + 5;
+      setTimeout(() => res.writeHead(200).end('{}'), busyUntil - Date.now());
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const found = await findMaxQps({ url, modelName: 'tiny' }, queries, { slaP99Ms: 60, stepS: 1.5, timeoutMs: 2000, startQps: 40 });
+    assert.ok(found.maxQps >= 60 && found.maxQps <= 200, `max ${found.maxQps}`);
+    assert.ok(found.steps.some((s) => !meetsSla(s, 60)), 'the search went past the capacity');
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
