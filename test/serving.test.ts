@@ -26,13 +26,15 @@ const models = { sum: path.join(dir, 'sum'), mean: path.join(dir, 'mean') };
 generateModel(models.sum, sumConfig, 5);
 generateModel(models.mean, meanConfig, 5);
 
+/** Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge. */
+const COALESCE = { maxConcurrent: 2, maxSamples: 512 };
 const running = new Set<LocalSupervisor>();
 after(async () => {
   for (const s of running) await s.stop();
 });
 
 async function serve(modelDir: string, plan: Plan | null): Promise<LocalSupervisor> {
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, log: () => {} });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: COALESCE, log: () => {} });
   running.add(sup);
   await sup.start();
   return sup;
@@ -86,6 +88,10 @@ for (const { label, config, plan } of shapes) {
         assert.ok(maxAbsDiff(await inferJson(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
         assert.ok(maxAbsDiff(await inferBinary(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
       }
+      // Concurrent queries are merged by the router's dynamic batching; each still gets its own scores.
+      const burst = queries(config, 24, 50 + plan.shards.length);
+      const got = await Promise.all(burst.map((q) => inferBinary(sup.routerPort, config.name, q, config.numDense)));
+      for (const [i, q] of burst.entries()) assert.ok(maxAbsDiff(got[i], await reference.predict(q)) < 1e-5, `burst query ${i}`);
       // Per-lookup weights travel to the shards and the cache too.
       if (config.poolingMode === 'sum') {
         const q = queries(config, 1, 99)[0];
@@ -132,7 +138,7 @@ test('a malformed frame closes that connection only; a killed shard replica is r
   try {
     const shard = sup.replicas().find((r) => r.service === 'shard-0')!;
     const closed = await new Promise<boolean>((resolve) => {
-      const sock = net.connect(shard.port, '127.0.0.1', () => sock.write(Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4])));
+      const sock = net.connect(shard.socketPath!, () => sock.write(Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4])));
       sock.on('close', () => resolve(true));
       sock.on('error', () => {});
       setTimeout(() => resolve(false), 3000);

@@ -83,6 +83,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
       headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': query.headerLength, 'content-length': query.body.length },
       timeout: opts.timeoutMs,
     });
+    req.setNoDelay(true);
     req.on('response', (res) => {
       res.resume();
       res.on('end', () => finish(res.statusCode === 200 ? 'ok' : 'error', `HTTP ${res.statusCode}`));

@@ -1,16 +1,17 @@
 import type { Plan } from '../plan/types.ts';
 import type { Address } from '../serving/frame-client.ts';
+import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
 
 /** What the supervisor tells a child process to be (passed as JSON in SHARDWISE_SERVICE). */
 export type ServiceConfig =
-  | { role: 'shard'; service: string; modelDir: string; plan: Plan; shard: number }
-  | { role: 'dense'; service: string; modelDir: string }
-  | { role: 'router'; service: string; modelDir: string; plan: Plan; port: number; shards: Address[][]; dense: Address[]; deadlineMs: number }
-  | { role: 'monolithic'; service: string; modelDir: string; port: number };
+  | { role: 'shard'; service: string; modelDir: string; plan: Plan; shard: number; socketPath?: string }
+  | { role: 'dense'; service: string; modelDir: string; socketPath?: string }
+  | { role: 'router'; service: string; modelDir: string; plan: Plan; port: number; shards: Address[][]; dense: Address[]; deadlineMs: number; coalesce: CoalescingOptions | null }
+  | { role: 'monolithic'; service: string; modelDir: string; port: number; coalesce: CoalescingOptions | null };
 
 /** Messages between the supervisor and a child over the IPC channel. */
 export type ChildMessage =
-  | { type: 'ready'; port: number; metricsPort: number; rssBytes: number }
+  | { type: 'ready'; port: number; socketPath?: string; metricsPort: number; rssBytes: number }
   | { type: 'failed'; message: string };
 
 export type ParentMessage =

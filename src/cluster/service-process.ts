@@ -7,27 +7,40 @@ import { readManifest } from '../model/store.ts';
 import { configOf } from '../model/manifest.ts';
 import { FrameServer } from '../serving/frame-server.ts';
 import { ServiceMetrics, startMetricsServer } from '../serving/metrics.ts';
+import type { InferenceEngine } from '../serving/engine.ts';
+import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
 interface Running {
   port: number;
+  socketPath?: string;
   metricsPort: number;
   onReplicas?: (m: Extract<ParentMessage, { type: 'replicas' }>) => void;
   close(): Promise<void>;
 }
 
-async function startFrameService(metrics: ServiceMetrics, handler: ConstructorParameters<typeof FrameServer>[1]): Promise<Running> {
+/** Internal frames on a Unix socket when the supervisor gives one (same machine), else on a TCP port. */
+async function startFrameService(metrics: ServiceMetrics, handler: ConstructorParameters<typeof FrameServer>[1], socketPath?: string): Promise<Running> {
   const server = new FrameServer(metrics.service, handler);
-  const port = await server.listen(0);
+  let port = 0;
+  if (socketPath) await server.listenPath(socketPath);
+  else port = await server.listen(0);
   const side = await startMetricsServer(metrics, () => true);
   return {
     port,
+    socketPath,
     metricsPort: side.port,
     close: async () => {
       await server.close();
       side.server.close();
     },
   };
+}
+
+async function coalesced(engine: InferenceEngine, opts: CoalescingOptions | null): Promise<InferenceEngine> {
+  if (!opts) return engine;
+  const { CoalescingEngine } = await import('../serving/coalescing-engine.ts');
+  return new CoalescingEngine(engine, opts);
 }
 
 async function start(cfg: ServiceConfig): Promise<Running> {
@@ -38,14 +51,14 @@ async function start(cfg: ServiceConfig): Promise<Running> {
   switch (cfg.role) {
     case 'shard': {
       const { ShardService } = await import('../serving/shard-service.ts');
-      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, cfg.plan.shards[cfg.shard], metrics).handle);
+      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, cfg.plan.shards[cfg.shard], metrics).handle, cfg.socketPath);
     }
     case 'dense': {
       const { DenseModel } = await import('../reference/dense-model.ts');
       const { DenseService } = await import('../serving/dense-service.ts');
       const { loadDense } = await import('../model/store.ts');
       const dense = await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
-      const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle);
+      const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle, cfg.socketPath);
       return { ...running, close: async () => (await running.close(), await dense.close()) };
     }
     case 'monolithic': {
@@ -53,7 +66,7 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       const { MonolithicEngine } = await import('../serving/engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadModel } = await import('../model/store.ts');
-      const http = new InferenceHttpServer(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), metrics);
+      const http = new InferenceHttpServer(await coalesced(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), cfg.coalesce), metrics);
       const port = await http.listen(cfg.port);
       return { port, metricsPort: port, close: () => http.close() };
     }
@@ -69,7 +82,7 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       const cacheRows = cfg.plan.router.cacheRows;
       const cache = cacheRows > 0 ? config.tables.map((t, i) => readTableRows(cfg.modelDir, manifest, i, 0, Math.min(cacheRows, t.rows))) : null;
       const engine = new DisaggregatedEngine({ config, plan: cfg.plan, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
-      const http = new InferenceHttpServer(engine, metrics);
+      const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics);
       const port = await http.listen(cfg.port);
       return {
         port,
@@ -107,7 +120,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => {}); // the supervisor owns Ctrl-C and stops children in order
   process.on('disconnect', () => void stop());
-  send({ type: 'ready', port: running.port, metricsPort: running.metricsPort, rssBytes: process.memoryUsage.rss() });
+  send({ type: 'ready', port: running.port, socketPath: running.socketPath, metricsPort: running.metricsPort, rssBytes: process.memoryUsage.rss() });
 }
 
 await main();

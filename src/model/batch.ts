@@ -68,3 +68,25 @@ export function validateBatch(config: ModelConfig, batch: Batch): void {
     }
   }
 }
+
+/** Several batches as one (samples in order); offsets are shifted, missing weights become 1. */
+export function concatBatches(batches: Batch[], numDense: number, tables: number): Batch {
+  const size = batches.reduce((s, b) => s + b.size, 0);
+  const n = batches.reduce((s, b) => s + b.indices.length, 0);
+  const dense = new Float32Array(size * numDense);
+  const indices = new Int32Array(n);
+  const offsets = new Int32Array(size * tables + 1);
+  const weights = batches.some((b) => b.weights) ? new Float32Array(n).fill(1) : null;
+  let samples = 0;
+  let lookups = 0;
+  for (const b of batches) {
+    dense.set(b.dense, samples * numDense);
+    indices.set(b.indices, lookups);
+    if (b.weights) weights!.set(b.weights, lookups);
+    const base = samples * tables;
+    for (let i = 1; i <= b.size * tables; i++) offsets[base + i] = b.offsets[i] + lookups;
+    samples += b.size;
+    lookups += b.indices.length;
+  }
+  return { size, dense, indices, offsets, weights };
+}

@@ -4,10 +4,10 @@ import { writeFrame } from './frame-server.ts';
 import { decodeError } from './messages.ts';
 import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
 
-export interface Address {
-  host: string;
-  port: number;
-}
+/** A replica's address: TCP host and port, or a Unix domain socket path (processes on one machine). */
+export type Address = { host: string; port: number; path?: undefined } | { path: string; host?: undefined; port?: undefined };
+
+export const addressKey = (a: Address) => a.path ?? `${a.host}:${a.port}`;
 
 interface Pending {
   resolve: (f: Frame) => void;
@@ -42,7 +42,7 @@ export class FrameClient {
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     if (this.connecting) return this.connecting;
     this.connecting = new Promise<net.Socket>((resolve, reject) => {
-      const socket = net.connect(this.address.port, this.address.host);
+      const socket = this.address.path !== undefined ? net.connect(this.address.path) : net.connect(this.address.port, this.address.host);
       socket.setNoDelay(true);
       const decoder = new FrameDecoder();
       socket.once('connect', () => {
@@ -58,7 +58,7 @@ export class FrameClient {
         }
       });
       const fail = (e?: Error) => {
-        const err = new TransportError(ErrorCodes.SERVICE, `connection to ${this.address.host}:${this.address.port} lost${e ? ` (${e.message})` : ''}`);
+        const err = new TransportError(ErrorCodes.SERVICE, `connection to ${addressKey(this.address)} lost${e ? ` (${e.message})` : ''}`);
         if (this.connecting) {
           this.connecting = null;
           reject(err);
@@ -94,7 +94,7 @@ export class FrameClient {
     return new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new TransportError(ErrorCodes.TIMEOUT, `no answer from ${this.address.host}:${this.address.port} within ${timeoutMs} ms`));
+        reject(new TransportError(ErrorCodes.TIMEOUT, `no answer from ${addressKey(this.address)} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       writeFrame(socket, type, id, parts);
@@ -125,10 +125,9 @@ export class ReplicaPool {
 
   /** Replaces the replica set (after a restart or a scale step); dropped replicas' connections close. */
   setAddresses(addresses: Address[]): void {
-    const key = (a: Address) => `${a.host}:${a.port}`;
-    const keep = new Map(this.clients.map((c) => [key(c.address), c]));
-    this.clients = addresses.map((a) => keep.get(key(a)) ?? new FrameClient(a));
-    const live = new Set(addresses.map(key));
+    const keep = new Map(this.clients.map((c) => [addressKey(c.address), c]));
+    this.clients = addresses.map((a) => keep.get(addressKey(a)) ?? new FrameClient(a));
+    const live = new Set(addresses.map(addressKey));
     for (const [k, c] of keep) if (!live.has(k)) c.close();
   }
 

@@ -50,6 +50,14 @@ export class FrameServer {
     });
   }
 
+  /** Listens on a Unix domain socket: same frames, cheaper than loopback TCP for processes on one machine. */
+  listenPath(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(path, () => resolve());
+    });
+  }
+
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     this.sockets.add(socket);

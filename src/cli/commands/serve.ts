@@ -9,8 +9,8 @@ import { nonNegativeInt, positiveInt, progress } from '../options.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
-    ['service', 'role', 'replica', 'pid', 'port', 'metrics', 'rss at start'],
-    replicas.map((r) => [r.service, r.role, r.replica, r.pid, r.port, r.metricsPort === r.port ? 'same' : r.metricsPort, formatBytes(r.rssBytes)]),
+    ['service', 'role', 'replica', 'pid', 'listens on', 'metrics port', 'rss at start'],
+    replicas.map((r) => [r.service, r.role, r.replica, r.pid, r.socketPath ?? `:${r.port}`, r.metricsPort === r.port ? 'same' : r.metricsPort, formatBytes(r.rssBytes)]),
   );
 }
 
@@ -23,11 +23,14 @@ export function registerServe(program: Command): void {
     .option('--monolithic', 'serve the whole model in one process (the model-wise baseline)')
     .option('--port <port>', 'public HTTP port (Open Inference Protocol v2)', nonNegativeInt, 8080)
     .option('--deadline-ms <ms>', 'per-query deadline inside the router', positiveInt, 2000)
-    .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number }) => {
+    .option('--coalesce <n>', 'dynamic batching: batches in service at once, later arrivals merge (0: off)', nonNegativeInt, 2)
+    .option('--max-batch <samples>', 'largest merged batch', positiveInt, 512)
+    .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number; coalesce: number; maxBatch: number }) => {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
       const config = configOf(readManifest(opts.model));
       const plan = opts.plan ? readPlan(opts.plan, config) : null;
-      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs });
+      const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch } : null;
+      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
       console.log(renderReplicas(supervisor.replicas()));
