@@ -69,7 +69,7 @@ async function measure(label: string, plan: Plan | null, halfQps?: number): Prom
   await sup.start();
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };
-    const found = await findMaxQps(target, encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 50, onProgress: log });
+    const found = await findMaxQps(target, encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: log });
     const out: Measured = { label, maxQps: found.maxQps, atMax: found.best, rss: rssOf(sup.replicas().map((r) => r.pid)), processes: sup.replicas().length };
     if (halfQps) {
       out.atHalf = await runOpenLoop(target, encoded, { qps: halfQps, durationS: 10, warmupS: 1, timeoutMs: 10_000 });

@@ -9,7 +9,7 @@ import { ROOT, cli, tempDir } from './helpers.ts';
 test('every command has --help', () => {
   const top = cli(['--help']);
   assert.equal(top.code, 0);
-  for (const cmd of ['demo', 'generate', 'import', 'trace', 'trace-stats', 'predict']) {
+  for (const cmd of ['demo', 'generate', 'import', 'trace', 'trace-stats', 'predict', 'plan', 'serve', 'bench']) {
     assert.ok(top.stdout.includes(cmd), `top-level help lists ${cmd}`);
     const r = cli([cmd, '--help']);
     assert.equal(r.code, 0, cmd);
@@ -80,4 +80,15 @@ test('bad input exits 2 with a message naming what was wrong', () => {
   const imp = cli(['import', '--format', 'dlrm-safetensors', '--file', path.join(ROOT, 'test/fixtures/dlrm-dot.safetensors'), '--interaction', 'cat', '--out', path.join(dir, 'imp')]);
   assert.equal(imp.code, 2);
   assert.match(imp.stderr, /matches no supported interaction 'cat'/);
+});
+
+test('demo serves a generated model disaggregated, checks parity and reports latency under load', () => {
+  const dir = tempDir();
+  const r = cli(['demo', '--dir', dir, '--rows', '3000', '--queries', '100', '--shards', '3', '--qps', '40', '--duration', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /=== shardwise demo report ===/);
+  assert.match(r.stdout, /within 1e-5/);
+  assert.equal((r.stdout.match(/\bshard-\d\b/g) ?? []).length >= 3, true, 'replica table lists the shards');
+  assert.match(r.stdout, /p99 ms/);
+  assert.ok(fs.existsSync(path.join(dir, 'plan.json')));
 });

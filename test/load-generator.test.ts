@@ -68,7 +68,7 @@ test('find-max brackets the capacity of a server that serializes requests', asyn
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    const found = await findMaxQps({ url, modelName: 'tiny' }, queries, { slaP99Ms: 60, stepS: 1.5, timeoutMs: 2000, startQps: 40 });
+    const found = await findMaxQps({ url, modelName: 'tiny' }, queries, { slaP99Ms: 60, stepS: 1.5, minSamples: 50, timeoutMs: 2000, startQps: 40 });
     assert.ok(found.maxQps >= 60 && found.maxQps <= 200, `max ${found.maxQps}`);
     assert.ok(found.steps.some((s) => !meetsSla(s, 60)), 'the search went past the capacity');
   } finally {

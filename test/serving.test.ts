@@ -13,7 +13,8 @@ import { validatePlan } from '../src/plan/validate.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
-import { decodeBinaryScores, encodeBinaryRequest, encodeRequest } from '../src/protocol/oip.ts';
+import { encodeRequest } from '../src/protocol/oip.ts';
+import { inferBinary } from '../src/protocol/oip-client.ts';
 import type { Batch } from '../src/model/batch.ts';
 import { ShardwiseError } from '../src/util/errors.ts';
 import { maxAbsDiff, tempDir } from './helpers.ts';
@@ -56,15 +57,8 @@ async function inferJson(port: number, name: string, batch: Batch, numDense: num
   return Float32Array.from((await res.json()).outputs[0].data);
 }
 
-async function inferBinary(port: number, name: string, batch: Batch, numDense: number): Promise<Float32Array> {
-  const { body, headerLength } = encodeBinaryRequest(batch, numDense);
-  const res = await fetch(`http://127.0.0.1:${port}/v2/models/${name}/infer`, {
-    method: 'POST',
-    body: new Uint8Array(body),
-    headers: { 'inference-header-content-length': String(headerLength), 'content-type': 'application/octet-stream' },
-  });
-  assert.equal(res.status, 200);
-  return decodeBinaryScores(Buffer.from(await res.arrayBuffer()), Number(res.headers.get('inference-header-content-length')));
+async function infer(port: number, name: string, batch: Batch, numDense: number): Promise<Float32Array> {
+  return inferBinary(`http://127.0.0.1:${port}`, name, batch, numDense);
 }
 
 /** Plan shapes: 1..16 shards, tables split across shards, cache on and off, dense in the router or as a service. */
@@ -86,11 +80,11 @@ for (const { label, config, plan } of shapes) {
       for (const q of queries(config, 6, plan.shards.length)) {
         const want = await reference.predict(q);
         assert.ok(maxAbsDiff(await inferJson(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
-        assert.ok(maxAbsDiff(await inferBinary(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
+        assert.ok(maxAbsDiff(await infer(sup.routerPort, config.name, q, config.numDense), want) < 1e-5);
       }
       // Concurrent queries are merged by the router's dynamic batching; each still gets its own scores.
       const burst = queries(config, 24, 50 + plan.shards.length);
-      const got = await Promise.all(burst.map((q) => inferBinary(sup.routerPort, config.name, q, config.numDense)));
+      const got = await Promise.all(burst.map((q) => infer(sup.routerPort, config.name, q, config.numDense)));
       for (const [i, q] of burst.entries()) assert.ok(maxAbsDiff(got[i], await reference.predict(q)) < 1e-5, `burst query ${i}`);
       // Per-lookup weights travel to the shards and the cache too.
       if (config.poolingMode === 'sum') {

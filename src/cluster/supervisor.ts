@@ -18,6 +18,9 @@ const STOP_TIMEOUT_MS = 15_000;
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 
+/** Extra Node flags for every service process (e.g. --max-old-space-size=8192, --cpu-prof): space-separated. */
+const SERVICE_NODE_FLAGS = (process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
 export interface ReplicaInfo {
   service: string;
   role: ServiceConfig['role'];
@@ -111,7 +114,7 @@ export class LocalSupervisor {
     if (cfg.role === 'shard' || cfg.role === 'dense') cfg = { ...cfg, socketPath: path.join(this.socketDir, `${++this.sockets}.sock`) };
     return new Promise((resolve, reject) => {
       const child = fork(ENTRY, [], {
-        execArgv: ['--import', TSX],
+        execArgv: ['--import', TSX, ...SERVICE_NODE_FLAGS],
         env: { ...process.env, [SERVICE_ENV]: JSON.stringify(cfg) },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
