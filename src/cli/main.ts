@@ -8,6 +8,8 @@ import { registerDemo } from './commands/demo.ts';
 import { registerPlan } from './commands/plan.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerProfile } from './commands/profile.ts';
+import { registerCalibrate } from './commands/calibrate.ts';
 
 const program = new Command();
 program
@@ -21,6 +23,8 @@ registerGenerate(program);
 registerImport(program);
 registerTrace(program);
 registerPredict(program);
+registerProfile(program);
+registerCalibrate(program);
 registerPlan(program);
 registerServe(program);
 registerBench(program);

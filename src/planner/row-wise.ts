@@ -15,17 +15,23 @@ export interface RowWiseOptions {
  * range k of every table (a table with fewer rows than shards leaves the last shards
  * without it). The classic baseline, and the runtime's default plan.
  */
-export function rowWisePlan(config: ModelConfig, opts: RowWiseOptions): Plan {
-  if (!Number.isInteger(opts.shards) || opts.shards < 1) throw badArgument(`--shards must be a positive integer, got ${opts.shards}`);
-  const pieces: ShardPiece[][] = Array.from({ length: opts.shards }, () => []);
+export function rowWisePieces(config: ModelConfig, shards: number): ShardPiece[][] {
+  if (!Number.isInteger(shards) || shards < 1) throw badArgument(`--shards must be a positive integer, got ${shards}`);
+  const pieces: ShardPiece[][] = Array.from({ length: shards }, () => []);
   config.tables.forEach((t, table) => {
-    const parts = Math.min(opts.shards, t.rows);
+    const parts = Math.min(shards, t.rows);
     for (let k = 0; k < parts; k++) {
       const rowStart = Math.floor((t.rows * k) / parts);
       const rowEnd = Math.floor((t.rows * (k + 1)) / parts);
       pieces[k].push({ table, rowStart, rowEnd });
     }
   });
+  return pieces;
+}
+
+/** A row-wise plan with replica counts given by hand (no cost model): the runtime's quick start. */
+export function rowWisePlan(config: ModelConfig, opts: RowWiseOptions): Plan {
+  const pieces = rowWisePieces(config, opts.shards);
   return {
     format: PLAN_FORMAT,
     version: PLAN_VERSION,

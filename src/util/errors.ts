@@ -15,6 +15,10 @@ export const ErrorCodes = {
   BAD_REQUEST: 'SW_BAD_REQUEST',
   /** A trace file is not a shardwise trace or is corrupt. */
   TRACE_FORMAT: 'SW_TRACE_FORMAT',
+  /** A hotness profile file is not a shardwise profile, is corrupt, or does not fit the model. */
+  PROFILE_FORMAT: 'SW_PROFILE_FORMAT',
+  /** A cost model (cost.json) is malformed or cannot answer for this model. */
+  COST_MODEL: 'SW_COST_MODEL',
   /** A plan file is malformed or does not fit the model. */
   PLAN: 'SW_PLAN',
   /** A service could not start, or stopped answering. */
@@ -56,3 +60,7 @@ export const importError = (file: string, message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.IMPORT_FORMAT, `${file}: ${message}`, hint);
 export const traceError = (file: string, message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.TRACE_FORMAT, `${file}: ${message}`, hint);
+export const profileError = (file: string, message: string, hint?: string) =>
+  new ShardwiseError(ErrorCodes.PROFILE_FORMAT, `${file}: ${message}`, hint);
+export const costModelError = (source: string, message: string, hint?: string) =>
+  new ShardwiseError(ErrorCodes.COST_MODEL, `${source}: ${message}`, hint);

@@ -1,0 +1,22 @@
+import { cdfAt } from '../profile/types.ts';
+import type { ShardPiece } from '../plan/types.ts';
+import { shardQps } from './cost-model.ts';
+import type { PlanningInput } from './types.ts';
+
+/** Bytes of one embedding row. */
+export const rowBytes = (input: PlanningInput) => input.config.embeddingDim * 4;
+
+/** Expected lookups per query on a piece: batch × pooling × the piece's share of the table's lookups. */
+export function pieceLookups(input: PlanningInput, p: ShardPiece): number {
+  const t = input.profile.tables[p.table];
+  return input.batch * input.config.tables[p.table].poolingFactor * (cdfAt(t, p.rowEnd) - cdfAt(t, p.rowStart));
+}
+
+export const shardLookups = (input: PlanningInput, pieces: ShardPiece[]) => pieces.reduce((s, p) => s + pieceLookups(input, p), 0);
+
+/** Replicas so that each serves at most its capacity at the target (at least one). */
+export const replicasFor = (targetQps: number, qpsPerReplica: number) => Math.max(1, Math.ceil(targetQps / qpsPerReplica - 1e-9));
+
+export function shardReplicas(input: PlanningInput, pieces: ShardPiece[]): number {
+  return replicasFor(input.targetQps, shardQps(input.cost, input.config.embeddingDim, shardLookups(input, pieces)));
+}

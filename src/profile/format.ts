@@ -1,0 +1,102 @@
+import * as fs from 'node:fs';
+import type { ModelConfig } from '../model/types.ts';
+import { profileError } from '../util/errors.ts';
+import type { HotnessProfile, TableProfile } from './types.ts';
+
+/**
+ * The shardwise profile format (version 1), little-endian:
+ *
+ *   magic "SWPROF01" (8 bytes) | u32 version | u32 headerBytes | header JSON
+ *     { source, tables: [{ rows, lookups, knots, permutation: bool }] }
+ *   then per table: i32 knotPos[knots] | f64 knotCdf[knots] | i32 permutation[rows] if present
+ *
+ * A 20M-row table costs 80 MB of permutation and a few tens of KB of CDF.
+ */
+export const PROFILE_MAGIC = 'SWPROF01';
+export const PROFILE_VERSION = 1;
+
+interface HeaderTable {
+  rows: number;
+  lookups: number;
+  knots: number;
+  permutation: boolean;
+}
+
+function bytesOf(a: Int32Array | Float64Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+export function writeProfile(file: string, profile: HotnessProfile): void {
+  const header = Buffer.from(
+    JSON.stringify({
+      source: profile.source,
+      tables: profile.tables.map((t): HeaderTable => ({ rows: t.rows, lookups: t.lookups, knots: t.knotPos.length, permutation: t.permutation !== null })),
+    }),
+  );
+  const head = Buffer.alloc(16);
+  head.write(PROFILE_MAGIC, 0, 'latin1');
+  head.writeUInt32LE(PROFILE_VERSION, 8);
+  head.writeUInt32LE(header.length, 12);
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, head);
+    fs.writeSync(fd, header);
+    for (const t of profile.tables) {
+      fs.writeSync(fd, bytesOf(t.knotPos));
+      fs.writeSync(fd, bytesOf(t.knotCdf));
+      if (t.permutation) fs.writeSync(fd, bytesOf(t.permutation));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Reads a profile; with `config`, also checks it was made for a model of these table sizes. */
+export function readProfile(file: string, config?: ModelConfig): HotnessProfile {
+  if (!fs.existsSync(file)) throw profileError(file, 'does not exist', 'make one with `shardwise profile --model DIR --trace T --out FILE`');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    let at = 0;
+    const read = (target: Uint8Array, what: string) => {
+      if (at + target.byteLength > size) throw profileError(file, `is truncated: ${what} needs ${target.byteLength} bytes at offset ${at}, the file ends at ${size}`);
+      fs.readSync(fd, target, 0, target.byteLength, at);
+      at += target.byteLength;
+    };
+    const head = Buffer.alloc(16);
+    read(head, 'the header');
+    if (head.toString('latin1', 0, 8) !== PROFILE_MAGIC) throw profileError(file, 'is not a shardwise profile (bad magic)');
+    const version = head.readUInt32LE(8);
+    if (version !== PROFILE_VERSION) throw profileError(file, `has profile version ${version}; this build reads version ${PROFILE_VERSION}`);
+    const json = Buffer.alloc(head.readUInt32LE(12));
+    read(json, 'the JSON header');
+    let header: { source: string; tables: HeaderTable[] };
+    try {
+      header = JSON.parse(json.toString('utf8'));
+    } catch (e) {
+      throw profileError(file, `has an unreadable header: ${(e as Error).message}`);
+    }
+    const tables = header.tables.map((h, t): TableProfile => {
+      const knotPos = new Int32Array(h.knots);
+      const knotCdf = new Float64Array(h.knots);
+      read(new Uint8Array(knotPos.buffer), `table ${t}'s CDF knots`);
+      read(new Uint8Array(knotCdf.buffer), `table ${t}'s CDF values`);
+      let permutation: Int32Array | null = null;
+      if (h.permutation) {
+        permutation = new Int32Array(h.rows);
+        read(new Uint8Array(permutation.buffer), `table ${t}'s permutation`);
+      }
+      if (knotPos[0] !== 0 || knotPos[h.knots - 1] !== h.rows) throw profileError(file, `table ${t}: CDF knots must run from 0 to ${h.rows}`);
+      return { rows: h.rows, lookups: h.lookups, knotPos, knotCdf, permutation };
+    });
+    if (config) {
+      if (tables.length !== config.tables.length) throw profileError(file, `has ${tables.length} tables but model '${config.name}' has ${config.tables.length}`);
+      tables.forEach((t, i) => {
+        if (t.rows !== config.tables[i].rows) throw profileError(file, `table ${i} has ${t.rows} rows but model '${config.name}' has ${config.tables[i].rows}`, 'profile a trace of this model');
+      });
+    }
+    return { source: header.source, tables };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
