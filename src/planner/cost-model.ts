@@ -29,7 +29,16 @@ export interface CostModel {
   source: string;
   /** The p99 SLA the capacities were measured under, if any. */
   slaP99Ms?: number;
-  shard: { curves: ShardCurve[]; replica: ReplicaRequest };
+  shard: {
+    curves: ShardCurve[];
+    replica: ReplicaRequest;
+    /**
+     * True when a shard replica gathers its tables in parallel (threads, as ElasticRec's
+     * shards do), so its capacity follows the largest per-table lookup count; false (this
+     * runtime's single event loop) when lookups of all its tables add up.
+     */
+    tablesInParallel?: boolean;
+  };
   /** The dense half (MLPs + interaction) of the model, per replica, at the served query size. */
   dense: { qps: number; replica: ReplicaRequest };
   /** Whole-model replicas (model-wise): the embedding layer alone, per replica; dense as above. */
@@ -37,20 +46,21 @@ export interface CostModel {
   router: { qps: number; replica: ReplicaRequest };
 }
 
-/** Per-replica QPS of a shard of embedding dim `dim` serving `x` lookups per query. */
-export function shardQps(cost: CostModel, dim: number, x: number): number {
+/**
+ * Per-replica QPS of a shard of embedding dim `dim` as a function of lookups per query x.
+ * Between two calibrated dims 1/QPS is interpolated linearly in dim; outside, the nearest.
+ */
+export function shardQpsCurve(cost: CostModel, dim: number): (x: number) => number {
   const curves = [...cost.shard.curves].sort((a, b) => a.dim - b.dim);
-  const at = (c: ShardCurve) => 1 / ((c.alphaMs + c.betaMs * x) / 1000);
-  const exact = curves.find((c) => c.dim === dim);
-  if (exact) return at(exact);
-  // Between two calibrated dims interpolate 1/QPS linearly in dim; outside, take the nearest.
-  const above = curves.findIndex((c) => c.dim > dim);
-  if (above <= 0) return at(curves[above === 0 ? 0 : curves.length - 1]);
-  const [lo, hi] = [curves[above - 1], curves[above]];
-  const w = (dim - lo.dim) / (hi.dim - lo.dim);
-  const ms = (1 - w) * (lo.alphaMs + lo.betaMs * x) + w * (hi.alphaMs + hi.betaMs * x);
-  return 1000 / ms;
+  const above = curves.findIndex((c) => c.dim >= dim);
+  const [lo, hi] = above < 0 ? [curves[curves.length - 1], curves[curves.length - 1]] : above === 0 || curves[above].dim === dim ? [curves[above], curves[above]] : [curves[above - 1], curves[above]];
+  const w = hi.dim === lo.dim ? 0 : (dim - lo.dim) / (hi.dim - lo.dim);
+  const alpha = (1 - w) * lo.alphaMs + w * hi.alphaMs;
+  const beta = (1 - w) * lo.betaMs + w * hi.betaMs;
+  return (x) => 1000 / (alpha + beta * x);
 }
+
+export const shardQps = (cost: CostModel, dim: number, x: number) => shardQpsCurve(cost, dim)(x);
 
 /** Whole-model replica QPS: each query runs the embedding layer then the dense half on the same cores. */
 export function modelWiseQps(cost: CostModel): number {

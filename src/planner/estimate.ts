@@ -2,7 +2,7 @@ import type { Plan, ShardPiece } from '../plan/types.ts';
 import type { TableProfile } from '../profile/types.ts';
 import { modelWiseQps, shardQps, type ReplicaRequest } from './cost-model.ts';
 import { placeReplicas, type NodeShape, type Placement, type PlacementItem } from './placement.ts';
-import { rowBytes, shardLookups } from './sizing.ts';
+import { rowBytes, shardLookups, shardWork } from './sizing.ts';
 import type { PlanningInput } from './types.ts';
 
 /** Queries over which memory utility is measured, as ElasticRec does. */
@@ -84,7 +84,7 @@ export function estimatePlan(input: PlanningInput, plan: Plan, node: NodeShape |
     if (plan.dense.placement === 'service') services.push(service('dense', 'dense', plan.dense.replicas, cost.dense.replica, cost.dense.qps));
     for (const s of plan.shards) {
       const est = shardService(s, 'shard', cost.shard.replica, 0);
-      est.qpsPerReplica = shardQps(cost, config.embeddingDim, est.lookupsPerQuery);
+      est.qpsPerReplica = shardQps(cost, config.embeddingDim, shardWork(input, s.pieces));
       services.push(est);
     }
   }

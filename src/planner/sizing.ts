@@ -17,6 +17,14 @@ export const shardLookups = (input: PlanningInput, pieces: ShardPiece[]) => piec
 /** Replicas so that each serves at most its capacity at the target (at least one). */
 export const replicasFor = (targetQps: number, qpsPerReplica: number) => Math.max(1, Math.ceil(targetQps / qpsPerReplica - 1e-9));
 
+/** The lookups per query a shard's capacity is read at: all of them, or its busiest table's when tables run in parallel. */
+export function shardWork(input: PlanningInput, pieces: ShardPiece[]): number {
+  if (!input.cost.shard.tablesInParallel) return shardLookups(input, pieces);
+  const perTable = new Map<number, number>();
+  for (const p of pieces) perTable.set(p.table, (perTable.get(p.table) ?? 0) + pieceLookups(input, p));
+  return Math.max(0, ...perTable.values());
+}
+
 export function shardReplicas(input: PlanningInput, pieces: ShardPiece[]): number {
-  return replicasFor(input.targetQps, shardQps(input.cost, input.config.embeddingDim, shardLookups(input, pieces)));
+  return replicasFor(input.targetQps, shardQps(input.cost, input.config.embeddingDim, shardWork(input, pieces)));
 }
