@@ -20,6 +20,8 @@ import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { encodeQueries, findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
+import { processRss } from '../src/util/memory.ts';
+import { scrapeMetric } from '../src/protocol/oip-client.ts';
 
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
@@ -37,20 +39,6 @@ generateModel(modelDir, config, 1);
 writeTrace(traceFile, config, { queries: 2000, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 2 });
 const { queries } = readQueries(traceFile);
 const encoded = encodeQueries(queries, config.numDense);
-
-/** Sum of the service processes' current RSS, read from /proc. */
-function rssOf(pids: number[]): number {
-  return pids.reduce((s, pid) => {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return s + (m ? Number(m[1]) * 1024 : 0);
-  }, 0);
-}
-
-async function metric(port: number, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
 
 interface Measured {
   label: string;
@@ -70,17 +58,18 @@ async function measure(label: string, plan: Plan | null, halfQps?: number): Prom
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };
     const found = await findMaxQps(target, encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: log });
-    const out: Measured = { label, maxQps: found.maxQps, atMax: found.best, rss: rssOf(sup.replicas().map((r) => r.pid)), processes: sup.replicas().length };
+    const out: Measured = { label, maxQps: found.maxQps, atMax: found.best, rss: sup.replicas().reduce((sum, r) => sum + processRss(r.pid), 0), processes: sup.replicas().length };
     if (halfQps) {
       out.atHalf = await runOpenLoop(target, encoded, { qps: halfQps, durationS: 10, warmupS: 1, timeoutMs: 10_000 });
       log(`  at ${halfQps.toFixed(0)} qps: p99 ${out.atHalf.latency.p99Ms.toFixed(2)} ms`);
     }
     if (plan) {
-      const hits = await metric(sup.routerPort, 'shardwise_cache_lookups_total', 'result="hit"');
-      const misses = await metric(sup.routerPort, 'shardwise_cache_lookups_total', 'result="miss"');
-      const sent = await metric(sup.routerPort, 'shardwise_wire_bytes_total', 'direction="sent"');
-      const received = await metric(sup.routerPort, 'shardwise_wire_bytes_total', 'direction="received"');
-      const served = await metric(sup.routerPort, 'shardwise_requests_total', 'outcome="ok"');
+      const url = target.url;
+      const hits = await scrapeMetric(url, 'shardwise_cache_lookups_total', 'result="hit"');
+      const misses = await scrapeMetric(url, 'shardwise_cache_lookups_total', 'result="miss"');
+      const sent = await scrapeMetric(url, 'shardwise_wire_bytes_total', 'direction="sent"');
+      const received = await scrapeMetric(url, 'shardwise_wire_bytes_total', 'direction="received"');
+      const served = await scrapeMetric(url, 'shardwise_requests_total', 'outcome="ok"');
       out.hitRate = hits / Math.max(1, hits + misses);
       out.wireBytesPerQuery = (sent + received) / Math.max(1, served);
     }

@@ -3,7 +3,7 @@ import { readManifest } from '../model/store.ts';
 import { LocalSupervisor } from '../cluster/supervisor.ts';
 import { rowWisePlan } from '../planner/row-wise.ts';
 import { COST_FORMAT, COST_VERSION, type CostModel } from '../planner/cost-model.ts';
-import { FrameClient, type Address } from '../serving/frame-client.ts';
+import { FrameClient } from '../serving/frame-client.ts';
 import { FrameType } from '../serving/frame.ts';
 import { encodeDenseRequest, encodeLookupRequest } from '../serving/messages.ts';
 import { Rng } from '../util/rng.ts';
@@ -78,7 +78,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<Calibration> {
     const find = (role: string) => {
       const r = replicas.find((x) => x.role === role);
       if (!r?.socketPath) throw new ShardwiseError(ErrorCodes.SERVICE, `calibration could not find the ${role} service's socket`);
-      return { info: r, client: new FrameClient({ path: r.socketPath } as Address) };
+      return { info: r, client: new FrameClient({ path: r.socketPath }) };
     };
     const shard = find('shard');
     const dense = find('dense');

@@ -1,8 +1,8 @@
 import { cdfAt } from '../profile/types.ts';
 import type { ShardPiece } from '../plan/types.ts';
-import { shardQps, shardQpsCurve } from './cost-model.ts';
+import { shardQpsCurve } from './cost-model.ts';
 import { partitionDp } from './partition-dp.ts';
-import { replicasFor, rowBytes, shardWork } from './sizing.ts';
+import { replicasFor, rowBytes, shardReplicas } from './sizing.ts';
 import type { PlanningInput } from './types.ts';
 
 /** Candidate boundaries per table: this many row quantiles plus as many lookup quantiles. */
@@ -57,7 +57,7 @@ function cutTable(input: PlanningInput, table: number): [number, number][] {
  * is when the fixed cost per request and per replica dominates, as on this machine.
  */
 export function elasticPieces(input: PlanningInput): ShardPiece[][] {
-  const { config, cost, targetQps } = input;
+  const { config, cost } = input;
   // Tables with the same rows, pooling and CDF get the same cut: compute it once.
   const memo = new Map<string, [number, number][]>();
   const cuts = config.tables.map((spec, t) => {
@@ -75,8 +75,7 @@ export function elasticPieces(input: PlanningInput): ShardPiece[][] {
   for (const tables of groups.values()) {
     cuts[tables[0]].forEach(([rowStart, rowEnd]) => {
       const pieces = tables.map((table) => ({ table, rowStart, rowEnd }));
-      const memory = (ps: ShardPiece[]) =>
-        replicasFor(targetQps, shardQps(cost, config.embeddingDim, shardWork(input, ps))) * (ps.length * (rowEnd - rowStart) * rowBytes(input) + cost.shard.replica.memBytes);
+      const memory = (ps: ShardPiece[]) => shardReplicas(input, ps) * (ps.length * (rowEnd - rowStart) * rowBytes(input) + cost.shard.replica.memBytes);
       const shared = memory(pieces);
       const separate = pieces.reduce((m, p) => m + memory([p]), 0);
       if (shared <= separate) shards.push(pieces);

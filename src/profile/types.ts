@@ -39,11 +39,3 @@ export function cdfAt(t: TableProfile, pos: number): number {
   const span = knotPos[hi] - knotPos[lo];
   return knotCdf[lo] + ((knotCdf[hi] - knotCdf[lo]) * (pos - knotPos[lo])) / span;
 }
-
-/** Sorted position → original id (the inverse of the permutation); identity when there is none. */
-export function sortedToOriginal(t: TableProfile): Int32Array | null {
-  if (!t.permutation) return null;
-  const inv = new Int32Array(t.rows);
-  for (let id = 0; id < t.rows; id++) inv[t.permutation[id]] = id;
-  return inv;
-}
