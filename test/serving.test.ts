@@ -17,6 +17,15 @@ import { encodeRequest } from '../src/protocol/oip.ts';
 import { inferBinary } from '../src/protocol/oip-client.ts';
 import type { Batch } from '../src/model/batch.ts';
 import { ShardwiseError } from '../src/util/errors.ts';
+import { writeTrace } from '../src/workload/generate-trace.ts';
+import { readQueries } from '../src/workload/trace-format.ts';
+import { profileFromTrace } from '../src/profile/build.ts';
+import { writeProfile } from '../src/profile/format.ts';
+import { COST_FORMAT, COST_VERSION, type CostModel } from '../src/planner/cost-model.ts';
+import { allStrategies } from '../src/planner/strategies.ts';
+import { runPlanner } from '../src/planner/planner.ts';
+import { writePlan, readPlan } from '../src/plan/validate.ts';
+import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { maxAbsDiff, tempDir } from './helpers.ts';
 
 const dir = tempDir();
@@ -98,6 +107,60 @@ for (const { label, config, plan } of shapes) {
     }
   });
 }
+
+test("every strategy's plan serves in the trace profile's hotness order with parity; shards export measured memory utility", async () => {
+  const trace = path.join(dir, 'trace.bin');
+  writeTrace(trace, sumConfig, { queries: 1000, batch: 5, access: { kind: 'locality', p: 0.9 }, pooling: 'poisson', seed: 21 });
+  const profileFile = path.join(dir, 'profile.bin');
+  const profile = profileFromTrace(trace);
+  writeProfile(profileFile, profile);
+  // Slow shards and tiny replicas, so the DP cuts hot ranges apart and gives them more replicas.
+  const cost: CostModel = {
+    format: COST_FORMAT,
+    version: COST_VERSION,
+    source: 'test',
+    shard: { curves: [{ dim: sumConfig.embeddingDim, alphaMs: 1, betaMs: 0.5 }], replica: { cpus: 1, memBytes: 2000 } },
+    dense: { qps: 500, replica: { cpus: 1, memBytes: 2000 } },
+    modelWise: { sparseQps: 100, replica: { cpus: 1, memBytes: 2000 } },
+    router: { qps: 1000, replica: { cpus: 1, memBytes: 2000 } },
+  };
+  const input = { config: sumConfig, profile, profileFile, cost, targetQps: 100, batch: 5, shards: 2, maxShards: 3, cacheRows: 20 };
+  const planned = runPlanner(input, allStrategies(), null);
+  const reference = await ReferenceModel.create(loadModel(models.sum));
+  const { queries: replay } = readQueries(trace);
+  try {
+    for (const { plan, estimate } of planned) {
+      // Through the file, as `serve --plan` reads it: the profile path is stored relative to the plan.
+      const planFile = path.join(dir, `${plan.strategy}.json`);
+      writePlan(planFile, plan);
+      const served = readPlan(planFile, sumConfig);
+      assert.equal(served.hotness?.profile, plan.strategy === 'model-wise' ? undefined : profileFile);
+      const sup = await serve(models.sum, served);
+      try {
+        for (const q of replay.slice(0, 4)) assert.ok(maxAbsDiff(await infer(sup.routerPort, 'tiny', q, 4), await reference.predict(q)) < 1e-5, plan.strategy);
+        if (plan.strategy !== 'elastic') continue;
+        // The profiled trace's 1000 queries of 5 samples close one utility window on every shard (idle samples count too).
+        for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => infer(sup.routerPort, 'tiny', replay[i + j], 4)));
+        const measured = new Map<string, number>();
+        for (const r of sup.replicas().filter((x) => x.role === 'shard')) {
+          measured.set(r.service, await scrapeMetric(`http://127.0.0.1:${r.metricsPort}`, 'shardwise_memory_utility_ratio'));
+        }
+        const shards = estimate.services.filter((x) => x.kind === 'shard');
+        assert.ok(shards.length >= 2, 'the DP cut the tables');
+        for (const est of shards) {
+          const got = measured.get(est.service)!;
+          assert.ok(got > 0 && got <= 1, `${est.service} measured utility ${got}`);
+          // The replayed trace is the profiled one, so planned and measured utility agree closely.
+          assert.ok(Math.abs(got - est.utility!) < 0.2, `${est.service}: planned ${est.utility} vs measured ${got}`);
+        }
+      } finally {
+        await stop(sup);
+      }
+    }
+  } finally {
+    await reference.close();
+  }
+});
 
 test('the monolithic server, the public API contract, bad requests and metrics', async () => {
   const sup = await serve(models.sum, null);

@@ -92,7 +92,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<Calibration> {
         for (let b = 0; b < bags; b++) offsets[b + 1] = Math.round(((b + 1) * x) / bags);
         const ids = new Int32Array(x);
         for (let b = 0; b < bags; b++) for (let k = offsets[b]; k < offsets[b + 1]; k++) ids[k] = rng.below(config.tables[b % T].rows);
-        return encodeLookupRequest({ batch: opts.batch, pieces: T, offsets, ids, weights: null });
+        return encodeLookupRequest({ batch: opts.batch, pieces: T, offsets, ids, weights: null, idleSamples: 0 });
       });
     await sustainedQps(shard.client, FrameType.LOOKUP_REQUEST, lookupRequests(opts.holdout), 1); // JIT and page-cache warm-up, not measured
     const points: { x: number; qps: number }[] = [];

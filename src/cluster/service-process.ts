@@ -51,7 +51,7 @@ async function start(cfg: ServiceConfig): Promise<Running> {
   switch (cfg.role) {
     case 'shard': {
       const { ShardService } = await import('../serving/shard-service.ts');
-      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, cfg.plan.shards[cfg.shard], metrics).handle, cfg.socketPath);
+      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, config, cfg.plan, cfg.shard, metrics).handle, cfg.socketPath);
     }
     case 'dense': {
       const { DenseModel } = await import('../reference/dense-model.ts');
@@ -75,13 +75,15 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       const { ReplicaPool } = await import('../serving/frame-client.ts');
       const { DisaggregatedEngine } = await import('../serving/disaggregated-engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
-      const { loadDense, readTableRows } = await import('../model/store.ts');
+      const { loadDense } = await import('../model/store.ts');
+      const { readHotnessOrder, readHotnessRows } = await import('../serving/hotness.ts');
       const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs));
       const denseRemote = cfg.plan.dense.placement === 'service';
       const dense = denseRemote ? new ReplicaPool('dense', cfg.dense) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const cacheRows = cfg.plan.router.cacheRows;
-      const cache = cacheRows > 0 ? config.tables.map((t, i) => readTableRows(cfg.modelDir, manifest, i, 0, Math.min(cacheRows, t.rows))) : null;
-      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
+      const order = readHotnessOrder(cfg.plan, config);
+      const cache = cacheRows > 0 ? config.tables.map((t, i) => readHotnessRows(cfg.modelDir, manifest, order, i, 0, Math.min(cacheRows, t.rows))) : null;
+      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics);
       const port = await http.listen(cfg.port);
       return {

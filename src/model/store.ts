@@ -81,10 +81,15 @@ export function readManifest(dir: string): Manifest {
  * Float32Array: the file's bytes are copied once, from the page cache into the array.
  */
 export function readTensor(dir: string, manifest: Manifest, name: string, elementOffset = 0, count?: number): Float32Array {
+  const total = manifest.tensors[name].shape.reduce((a, b) => a * b, 1);
+  return readTensorInto(dir, manifest, name, elementOffset, allocateTable(count ?? total - elementOffset));
+}
+
+/** Fills `out` with the tensor's elements from `elementOffset` on, checking the file's size first. */
+function readTensorInto(dir: string, manifest: Manifest, name: string, elementOffset: number, out: Float32Array): Float32Array {
   const entry = manifest.tensors[name];
   const file = path.join(dir, entry.file);
   const total = entry.shape.reduce((a, b) => a * b, 1);
-  const n = count ?? total - elementOffset;
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -101,8 +106,7 @@ export function readTensor(dir: string, manifest: Manifest, name: string, elemen
         size < total * FLOAT_BYTES ? 'the file is truncated; copy or generate it again' : 'the file does not match model.json',
       );
     }
-    const out = allocateTable(n);
-    const bytes = new Uint8Array(out.buffer);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     let done = 0;
     while (done < bytes.length) {
       const want = Math.min(IO_CHUNK_BYTES, bytes.length - done);
@@ -121,6 +125,32 @@ export function readTableRows(dir: string, manifest: Manifest, t: number, rowSta
   const dim = manifest.embeddingDim;
   const data = readTensor(dir, manifest, tensorNames.table(t), rowStart * dim, rowCount * dim);
   return { rows: rowCount, dim, data };
+}
+
+/** Rows streamed per read when gathering a table in another order. */
+const ORDERED_READ_ROWS = 1 << 16;
+
+/**
+ * Rows at sorted positions [start, start + count) of table `t`, where `position[id]` is
+ * original row id's place in the order (a hotness permutation). The table file is streamed
+ * once in chunks and each wanted row copied to its place, so memory stays the rows kept plus
+ * one chunk, whatever the table's size.
+ */
+export function readTableRowsInOrder(dir: string, manifest: Manifest, t: number, position: Int32Array, start: number, count: number): EmbeddingTable {
+  const dim = manifest.embeddingDim;
+  const rows = manifest.tables[t].rows;
+  if (position.length !== rows) throw new ShardwiseError(ErrorCodes.PROFILE_FORMAT, `table ${t}: the order has ${position.length} rows, the table ${rows}`, 'profile a trace of this model');
+  const data = allocateTable(count * dim);
+  const chunk = new Float32Array(Math.min(ORDERED_READ_ROWS, rows) * dim);
+  for (let first = 0; first < rows; first += ORDERED_READ_ROWS) {
+    const n = Math.min(ORDERED_READ_ROWS, rows - first);
+    readTensorInto(dir, manifest, tensorNames.table(t), first * dim, chunk.subarray(0, n * dim));
+    for (let i = 0; i < n; i++) {
+      const to = position[first + i] - start;
+      if (to >= 0 && to < count) data.set(chunk.subarray(i * dim, (i + 1) * dim), to * dim);
+    }
+  }
+  return { rows: count, dim, data };
 }
 
 function readMlp(dir: string, manifest: Manifest, mlp: 'bottom' | 'top', input: number, widths: number[]): Linear[] {

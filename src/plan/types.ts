@@ -6,6 +6,8 @@
  */
 export const PLAN_FORMAT = 'shardwise-plan';
 export const PLAN_VERSION = 1;
+/** Queries over which memory utility is planned and measured (ElasticRec's window). */
+export const UTILITY_WINDOW_QUERIES = 1000;
 
 /** Rows [rowStart, rowEnd) of one table, in hotness order. */
 export interface ShardPiece {
@@ -35,4 +37,18 @@ export interface Plan {
   /** Where the dense half runs: inside the router process, or as its own service. */
   dense: { placement: 'router' | 'service'; replicas: number };
   shards: ShardSpec[];
+  /**
+   * The profile whose permutations define hotness order: the router maps each id to its sorted
+   * position and shards load their rows through the inverse. In the JSON file the path is
+   * relative to the plan's directory; absent, rows are in identity order.
+   */
+  hotness?: { profile: string };
+  /** The load the plan was sized for; shards measure memory utility over 1000 such queries. */
+  workload?: PlanWorkload;
+}
+
+export interface PlanWorkload {
+  targetQps: number;
+  samplesPerQuery: number;
+  slaP99Ms?: number;
 }

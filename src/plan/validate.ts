@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { ModelConfig } from '../model/types.ts';
+import { readProfileHeader } from '../profile/format.ts';
 import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
 import { PLAN_FORMAT, PLAN_VERSION, type Plan } from './types.ts';
 
@@ -56,6 +58,28 @@ export function validatePlan(plan: Plan, config: ModelConfig, file = 'plan'): vo
     }
     if (next < rows[t]) fail(`table ${t} rows [${next}, ${rows[t]}) are in no shard`);
   });
+  if (plan.hotness !== undefined && (typeof plan.hotness?.profile !== 'string' || plan.hotness.profile === '')) {
+    fail(`hotness.profile must be the path of a profile file, got ${JSON.stringify(plan.hotness?.profile)}`);
+  }
+  const w = plan.workload;
+  if (w !== undefined) {
+    if (!(typeof w?.targetQps === 'number' && w.targetQps > 0)) fail(`workload.targetQps must be a number > 0, got ${w?.targetQps}`);
+    if (!isCount(w.samplesPerQuery, 1)) fail(`workload.samplesPerQuery must be an integer ≥ 1, got ${w.samplesPerQuery}`);
+    if (w.slaP99Ms !== undefined && !(typeof w.slaP99Ms === 'number' && w.slaP99Ms > 0)) fail(`workload.slaP99Ms must be a number > 0, got ${w.slaP99Ms}`);
+  }
+}
+
+/**
+ * Checks that the plan's hotness profile exists, was made for this model and holds
+ * permutations (a synthetic profile has none: its rows are already in hotness order).
+ * Reads the header only, so it is cheap for 20M-row tables.
+ */
+function checkHotnessProfile(plan: Plan, config: ModelConfig, file: string): void {
+  if (!plan.hotness) return;
+  const header = readProfileHeader(plan.hotness.profile, config);
+  if (!header.tables.every((t) => t.permutation)) {
+    throw planError(file, `hotness.profile ${plan.hotness.profile} has no permutations (it is synthetic)`, 'profile a trace with `shardwise profile --trace`, or drop `hotness` to serve in identity order');
+  }
 }
 
 export function readPlan(file: string, config: ModelConfig): Plan {
@@ -67,9 +91,14 @@ export function readPlan(file: string, config: ModelConfig): Plan {
     throw planError(file, err.code === 'ENOENT' ? 'not found' : `cannot be read (${err.message})`, 'make one with `shardwise plan`');
   }
   validatePlan(plan, config, file);
+  // In memory the profile path is absolute, so services started anywhere find it.
+  if (plan.hotness) plan.hotness = { profile: path.resolve(path.dirname(file), plan.hotness.profile) };
+  checkHotnessProfile(plan, config, file);
   return plan;
 }
 
+/** Writes the plan; the hotness profile's path is stored relative to the plan's directory. */
 export function writePlan(file: string, plan: Plan): void {
-  fs.writeFileSync(file, JSON.stringify(plan, null, 2) + '\n');
+  const stored = plan.hotness ? { ...plan, hotness: { profile: path.relative(path.dirname(path.resolve(file)), path.resolve(plan.hotness.profile)) } } : plan;
+  fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n');
 }

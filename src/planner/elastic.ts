@@ -2,7 +2,7 @@ import { cdfAt } from '../profile/types.ts';
 import type { ShardPiece } from '../plan/types.ts';
 import { shardQpsCurve } from './cost-model.ts';
 import { partitionDp } from './partition-dp.ts';
-import { replicasFor, rowBytes, shardReplicas } from './sizing.ts';
+import { replicasFor, rowBytes, shardCdf, shardReplicas } from './sizing.ts';
 import type { PlanningInput } from './types.ts';
 
 /** Candidate boundaries per table: this many row quantiles plus as many lookup quantiles. */
@@ -12,8 +12,9 @@ const QUANTILES = 500;
  * Candidate cut positions for a table: even row quantiles, and the positions where its lookup
  * CDF crosses k/QUANTILES, so the hot end gets fine buckets.
  */
-function bucketEnds(rows: number, cdf: (pos: number) => number): number[] {
-  const ends = new Set<number>([rows]);
+function bucketEnds(rows: number, cdf: (pos: number) => number, cacheRows: number): number[] {
+  // The cache's edge is a candidate too: rows below it get no lookups on a shard.
+  const ends = new Set<number>([rows, Math.min(cacheRows, rows)]);
   for (let k = 1; k < QUANTILES; k++) {
     ends.add(Math.round((rows * k) / QUANTILES));
     const target = k / QUANTILES;
@@ -34,9 +35,9 @@ function cutTable(input: PlanningInput, table: number): [number, number][] {
   const { config, profile, cost, targetQps, batch } = input;
   const t = profile.tables[table];
   const lookups = batch * config.tables[table].poolingFactor;
-  const ends = [0, ...bucketEnds(t.rows, (pos) => cdfAt(t, pos))];
-  // X[b]: expected lookups per query on sorted positions [0, ends[b]).
-  const X = Float64Array.from(ends, (e) => lookups * cdfAt(t, e));
+  const ends = [0, ...bucketEnds(t.rows, (pos) => cdfAt(t, pos), input.cacheRows)];
+  // X[b]: expected lookups per query that reach shards on sorted positions [0, ends[b]) (the cache takes the hottest).
+  const X = Float64Array.from(ends, (e) => lookups * shardCdf(input, table, e));
   const qps = shardQpsCurve(cost, config.embeddingDim);
   const bytes = rowBytes(input);
   const idle = cost.shard.replica.memBytes;

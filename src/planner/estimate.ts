@@ -1,12 +1,9 @@
-import type { Plan, ShardPiece } from '../plan/types.ts';
+import { UTILITY_WINDOW_QUERIES, type Plan, type ShardPiece } from '../plan/types.ts';
 import type { TableProfile } from '../profile/types.ts';
 import { modelWiseQps, shardQps, type ReplicaRequest } from './cost-model.ts';
 import { placeReplicas, type NodeShape, type Placement, type PlacementItem } from './placement.ts';
 import { rowBytes, shardLookups, shardWork } from './sizing.ts';
 import type { PlanningInput } from './types.ts';
-
-/** Queries over which memory utility is measured, as ElasticRec does. */
-export const UTILITY_QUERIES = 1000;
 
 export interface ServiceEstimate {
   service: string;
@@ -49,13 +46,14 @@ function expectedTouched(t: TableProfile, a: number, b: number, lookups: number)
   return touched;
 }
 
-function utilityOf(input: PlanningInput, pieces: ShardPiece[]): number {
+/** Rows touched over the rows held; rows below `cacheRows` are held but served by the router's cache. */
+function utilityOf(input: PlanningInput, pieces: ShardPiece[], cacheRows: number): number {
   let rows = 0;
   let touched = 0;
   for (const p of pieces) {
     rows += p.rowEnd - p.rowStart;
-    const lookups = UTILITY_QUERIES * input.batch * input.config.tables[p.table].poolingFactor;
-    touched += expectedTouched(input.profile.tables[p.table], p.rowStart, p.rowEnd, lookups);
+    const lookups = UTILITY_WINDOW_QUERIES * input.batch * input.config.tables[p.table].poolingFactor;
+    touched += expectedTouched(input.profile.tables[p.table], Math.max(p.rowStart, cacheRows), p.rowEnd, lookups);
   }
   return rows > 0 ? touched / rows : 0;
 }
@@ -73,14 +71,17 @@ export function estimatePlan(input: PlanningInput, plan: Plan, node: NodeShape |
     return service(s.name, kind, s.replicas, req, qps, {
       rows,
       memPerReplica: rows * rowBytes(input) + req.memBytes,
-      lookupsPerQuery: shardLookups(input, s.pieces),
-      utility: utilityOf(input, s.pieces),
+      lookupsPerQuery: shardLookups(input, s.pieces, plan.router.cacheRows),
+      utility: utilityOf(input, s.pieces, plan.router.cacheRows),
     });
   };
   if (plan.strategy === 'model-wise') {
     services.push(shardService(plan.shards[0], 'model', cost.modelWise.replica, modelWiseQps(cost)));
   } else {
-    services.push(service('router', 'router', plan.router.replicas, cost.router.replica, cost.router.qps));
+    // The router also holds its hot-row cache and, serving in hotness order, every table's permutation.
+    const cached = config.tables.reduce((n, t) => n + Math.min(plan.router.cacheRows, t.rows), 0) * rowBytes(input);
+    const permutations = plan.hotness ? config.tables.reduce((n, t) => n + t.rows, 0) * Int32Array.BYTES_PER_ELEMENT : 0;
+    services.push(service('router', 'router', plan.router.replicas, cost.router.replica, cost.router.qps, { memPerReplica: cost.router.replica.memBytes + cached + permutations }));
     if (plan.dense.placement === 'service') services.push(service('dense', 'dense', plan.dense.replicas, cost.dense.replica, cost.dense.qps));
     for (const s of plan.shards) {
       const est = shardService(s, 'shard', cost.shard.replica, 0);

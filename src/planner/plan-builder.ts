@@ -1,6 +1,13 @@
-import { PLAN_FORMAT, PLAN_VERSION, type Plan, type ShardPiece } from '../plan/types.ts';
+import { PLAN_FORMAT, PLAN_VERSION, type Plan, type PlanWorkload, type ShardPiece } from '../plan/types.ts';
 import { replicasFor, shardReplicas } from './sizing.ts';
 import type { PlanningInput } from './types.ts';
+
+/** The load a plan is sized for, as recorded in it. */
+export const workloadOf = (input: PlanningInput): PlanWorkload => ({
+  targetQps: input.targetQps,
+  samplesPerQuery: input.batch,
+  ...(input.slaP99Ms !== undefined && { slaP99Ms: input.slaP99Ms }),
+});
 
 /**
  * A disaggregated plan from shard contents: every shard sized by the cost model for the
@@ -16,5 +23,7 @@ export function disaggregatedPlan(input: PlanningInput, strategy: string, shards
     router: { replicas: replicasFor(targetQps, cost.router.qps), cacheRows: input.cacheRows },
     dense: { placement: 'service', replicas: replicasFor(targetQps, cost.dense.qps) },
     shards: shards.filter((p) => p.length > 0).map((pieces, k) => ({ name: `shard-${k}`, replicas: shardReplicas(input, pieces), pieces })),
+    ...(input.profileFile && { hotness: { profile: input.profileFile } }),
+    workload: workloadOf(input),
   };
 }

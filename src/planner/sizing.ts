@@ -6,13 +6,21 @@ import type { PlanningInput } from './types.ts';
 /** Bytes of one embedding row. */
 export const rowBytes = (input: PlanningInput) => input.config.embeddingDim * 4;
 
-/** Expected lookups per query on a piece: batch × pooling × the piece's share of the table's lookups. */
-export function pieceLookups(input: PlanningInput, p: ShardPiece): number {
-  const t = input.profile.tables[p.table];
-  return input.batch * input.config.tables[p.table].poolingFactor * (cdfAt(t, p.rowEnd) - cdfAt(t, p.rowStart));
+/**
+ * Share of a table's lookups on sorted positions [0, pos) that reach a shard: the router's
+ * hot-row cache serves positions below `cacheRows`, so those never do.
+ */
+export function shardCdf(input: PlanningInput, table: number, pos: number, cacheRows = input.cacheRows): number {
+  const t = input.profile.tables[table];
+  return cdfAt(t, Math.max(pos, cacheRows)) - cdfAt(t, cacheRows);
 }
 
-export const shardLookups = (input: PlanningInput, pieces: ShardPiece[]) => pieces.reduce((s, p) => s + pieceLookups(input, p), 0);
+/** Expected lookups per query on a piece: batch × pooling × the piece's share of the table's lookups. */
+export function pieceLookups(input: PlanningInput, p: ShardPiece, cacheRows = input.cacheRows): number {
+  return input.batch * input.config.tables[p.table].poolingFactor * (shardCdf(input, p.table, p.rowEnd, cacheRows) - shardCdf(input, p.table, p.rowStart, cacheRows));
+}
+
+export const shardLookups = (input: PlanningInput, pieces: ShardPiece[], cacheRows = input.cacheRows) => pieces.reduce((s, p) => s + pieceLookups(input, p, cacheRows), 0);
 
 /** Replicas so that each serves at most its capacity at the target (at least one). */
 export const replicasFor = (targetQps: number, qpsPerReplica: number) => Math.max(1, Math.ceil(targetQps / qpsPerReplica - 1e-9));

@@ -2,7 +2,7 @@ import { PLAN_FORMAT, PLAN_VERSION, type Plan, type ShardPiece } from '../plan/t
 import { badArgument } from '../util/errors.ts';
 import { modelWiseQps } from './cost-model.ts';
 import { elasticPieces } from './elastic.ts';
-import { disaggregatedPlan } from './plan-builder.ts';
+import { disaggregatedPlan, workloadOf } from './plan-builder.ts';
 import { rowWisePieces } from './row-wise.ts';
 import { pieceLookups, replicasFor, rowBytes } from './sizing.ts';
 import { STRATEGY_NAMES, type PlanningInput, type Strategy, type StrategyName } from './types.ts';
@@ -39,7 +39,9 @@ const modelWise: Strategy = {
       strategy: 'model-wise',
       router: { replicas, cacheRows: 0 },
       dense: { placement: 'router', replicas },
+      // Whole tables need no hotness order: without a cache every row is on the one shard anyway.
       shards: [{ name: 'model', replicas, pieces: config.tables.map((_, t) => wholeTable(input, t)) }],
+      workload: workloadOf(input),
     } satisfies Plan;
   },
 };

@@ -7,8 +7,11 @@ import type { CostModel } from './cost-model.ts';
 export interface PlanningInput {
   config: ModelConfig;
   profile: HotnessProfile;
+  /** The file `profile` came from when it holds permutations: plans then serve in its hotness order. */
+  profileFile: string | null;
   cost: CostModel;
   targetQps: number;
+  slaP99Ms?: number;
   /** Samples per query: a table sees batch × pooling lookups per query. */
   batch: number;
   /** Shards for the table-packing and row-wise strategies. */

@@ -51,52 +51,94 @@ export function writeProfile(file: string, profile: HotnessProfile): void {
   }
 }
 
-/** Reads a profile; with `config`, also checks it was made for a model of these table sizes. */
-export function readProfile(file: string, config?: ModelConfig): HotnessProfile {
+export interface ProfileHeader {
+  source: string;
+  tables: HeaderTable[];
+}
+
+export interface ReadProfileOptions {
+  /** Which tables' permutations to read (default: all); the others come back null. */
+  permutationsOf?: (table: number) => boolean;
+}
+
+/** An open profile file: reads sections in order, checking each fits. */
+class ProfileReader {
+  at = 0;
+  readonly size: number;
+  constructor(readonly file: string, readonly fd: number) {
+    this.size = fs.fstatSync(fd).size;
+  }
+  read(target: Uint8Array, what: string): void {
+    this.need(target.byteLength, what);
+    fs.readSync(this.fd, target, 0, target.byteLength, this.at);
+    this.at += target.byteLength;
+  }
+  skip(bytes: number, what: string): void {
+    this.need(bytes, what);
+    this.at += bytes;
+  }
+  private need(bytes: number, what: string): void {
+    if (this.at + bytes > this.size) throw profileError(this.file, `is truncated: ${what} needs ${bytes} bytes at offset ${this.at}, the file ends at ${this.size}`);
+  }
+}
+
+function readHeader(r: ProfileReader, config?: ModelConfig): ProfileHeader {
+  const { file } = r;
+  const head = Buffer.alloc(16);
+  r.read(head, 'the header');
+  if (head.toString('latin1', 0, 8) !== PROFILE_MAGIC) throw profileError(file, 'is not a shardwise profile (bad magic)');
+  const version = head.readUInt32LE(8);
+  if (version !== PROFILE_VERSION) throw profileError(file, `has profile version ${version}; this build reads version ${PROFILE_VERSION}`);
+  const json = Buffer.alloc(head.readUInt32LE(12));
+  r.read(json, 'the JSON header');
+  let header: ProfileHeader;
+  try {
+    header = JSON.parse(json.toString('utf8'));
+  } catch (e) {
+    throw profileError(file, `has an unreadable header: ${(e as Error).message}`);
+  }
+  if (config) {
+    const { tables } = header;
+    if (tables.length !== config.tables.length) throw profileError(file, `has ${tables.length} tables but model '${config.name}' has ${config.tables.length}`);
+    tables.forEach((t, i) => {
+      if (t.rows !== config.tables[i].rows) throw profileError(file, `table ${i} has ${t.rows} rows but model '${config.name}' has ${config.tables[i].rows}`, 'profile a trace of this model');
+    });
+  }
+  return header;
+}
+
+function withProfile<T>(file: string, body: (r: ProfileReader) => T): T {
   if (!fs.existsSync(file)) throw profileError(file, 'does not exist', 'make one with `shardwise profile --model DIR --trace T --out FILE`');
   const fd = fs.openSync(file, 'r');
   try {
-    const size = fs.fstatSync(fd).size;
-    let at = 0;
-    const read = (target: Uint8Array, what: string) => {
-      if (at + target.byteLength > size) throw profileError(file, `is truncated: ${what} needs ${target.byteLength} bytes at offset ${at}, the file ends at ${size}`);
-      fs.readSync(fd, target, 0, target.byteLength, at);
-      at += target.byteLength;
-    };
-    const head = Buffer.alloc(16);
-    read(head, 'the header');
-    if (head.toString('latin1', 0, 8) !== PROFILE_MAGIC) throw profileError(file, 'is not a shardwise profile (bad magic)');
-    const version = head.readUInt32LE(8);
-    if (version !== PROFILE_VERSION) throw profileError(file, `has profile version ${version}; this build reads version ${PROFILE_VERSION}`);
-    const json = Buffer.alloc(head.readUInt32LE(12));
-    read(json, 'the JSON header');
-    let header: { source: string; tables: HeaderTable[] };
-    try {
-      header = JSON.parse(json.toString('utf8'));
-    } catch (e) {
-      throw profileError(file, `has an unreadable header: ${(e as Error).message}`);
-    }
+    return body(new ProfileReader(file, fd));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The header alone (sizes, lookups, which tables have permutations); with `config`, checked against the model. */
+export const readProfileHeader = (file: string, config?: ModelConfig): ProfileHeader => withProfile(file, (r) => readHeader(r, config));
+
+/** Reads a profile; with `config`, also checks it was made for a model of these table sizes. */
+export function readProfile(file: string, config?: ModelConfig, opts: ReadProfileOptions = {}): HotnessProfile {
+  return withProfile(file, (r) => {
+    const header = readHeader(r, config);
     const tables = header.tables.map((h, t): TableProfile => {
       const knotPos = new Int32Array(h.knots);
       const knotCdf = new Float64Array(h.knots);
-      read(new Uint8Array(knotPos.buffer), `table ${t}'s CDF knots`);
-      read(new Uint8Array(knotCdf.buffer), `table ${t}'s CDF values`);
+      r.read(new Uint8Array(knotPos.buffer), `table ${t}'s CDF knots`);
+      r.read(new Uint8Array(knotCdf.buffer), `table ${t}'s CDF values`);
       let permutation: Int32Array | null = null;
-      if (h.permutation) {
+      if (h.permutation && (opts.permutationsOf?.(t) ?? true)) {
         permutation = new Int32Array(h.rows);
-        read(new Uint8Array(permutation.buffer), `table ${t}'s permutation`);
+        r.read(new Uint8Array(permutation.buffer), `table ${t}'s permutation`);
+      } else if (h.permutation) {
+        r.skip(4 * h.rows, `table ${t}'s permutation`);
       }
       if (knotPos[0] !== 0 || knotPos[h.knots - 1] !== h.rows) throw profileError(file, `table ${t}: CDF knots must run from 0 to ${h.rows}`);
       return { rows: h.rows, lookups: h.lookups, knotPos, knotCdf, permutation };
     });
-    if (config) {
-      if (tables.length !== config.tables.length) throw profileError(file, `has ${tables.length} tables but model '${config.name}' has ${config.tables.length}`);
-      tables.forEach((t, i) => {
-        if (t.rows !== config.tables[i].rows) throw profileError(file, `table ${i} has ${t.rows} rows but model '${config.name}' has ${config.tables[i].rows}`, 'profile a trace of this model');
-      });
-    }
     return { source: header.source, tables };
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }

@@ -1,6 +1,7 @@
 import type { Batch } from '../model/batch.ts';
 import type { ShardSpec } from '../plan/types.ts';
 import type { LookupRequest } from './messages.ts';
+import type { HotnessOrder } from './hotness.ts';
 
 /** Lookups split by destination: one request per shard, plus the ones the router's hot-row cache serves. */
 export interface SplitBatch {
@@ -13,7 +14,8 @@ export interface SplitBatch {
  * Splits a batch's lookups by shard row range, keeping bag membership and subtracting each
  * range's first row (ElasticRec's bucketization, Fig. 11). A shard's request is CSR over
  * (sample, piece) in sample-major order; a bag with no ids there is empty (a zero partial).
- * Positions below `cacheRows` of a table go to the router's cache instead.
+ * Ids are first mapped to hotness positions when the plan has an order. Positions below
+ * `cacheRows` of a table go to the router's cache instead.
  */
 export class Bucketizer {
   /** Per table, its routes (pieces) are `routeBase[t] .. routeBase[t + 1]`, ascending by first row. */
@@ -23,7 +25,12 @@ export class Bucketizer {
   private readonly routePiece: Int32Array;
   readonly piecesPerShard: number[];
 
-  constructor(private readonly tableCount: number, shardSpecs: ShardSpec[], private readonly cacheRows: number) {
+  constructor(
+    private readonly tableCount: number,
+    shardSpecs: ShardSpec[],
+    private readonly cacheRows: number,
+    private readonly order: HotnessOrder | null = null,
+  ) {
     const perTable: { start: number; shard: number; piece: number }[][] = Array.from({ length: tableCount }, () => []);
     shardSpecs.forEach((s, si) => s.pieces.forEach((p, pi) => perTable[p.table].push({ start: p.rowStart, shard: si, piece: pi })));
     const routes = perTable.flatMap((list) => list.sort((a, b) => a.start - b.start));
@@ -44,7 +51,7 @@ export class Bucketizer {
     const T = this.tableCount;
     const B = batch.size;
     const { indices, offsets, weights } = batch;
-    const { routeBase, routeStart, routeShard, routePiece, cacheRows } = this;
+    const { routeBase, routeStart, routeShard, routePiece, cacheRows, order } = this;
     const S = this.piecesPerShard.length;
     // Shard s's offsets occupy counts[countBase[s] .. countBase[s] + B·P_s]; its bag (b, p) is slot b·P_s + p.
     const countBase = new Int32Array(S + 1);
@@ -60,8 +67,9 @@ export class Bucketizer {
       for (let t = 0; t < T; t++, bag++) {
         const first = routeBase[t];
         const last = routeBase[t + 1] - 1;
+        const position = order ? order[t] : null;
         for (let k = offsets[bag], end = offsets[bag + 1]; k < end; k++) {
-          const pos = indices[k];
+          const pos = position ? position[indices[k]] : indices[k];
           if (pos < cacheRows) {
             slotOf[k] = -1;
             local[k] = pos;
@@ -115,6 +123,7 @@ export class Bucketizer {
         offsets: counts.subarray(countBase[s], countBase[s + 1]),
         ids: ids.subarray(idBase[s], idBase[s + 1]),
         weights: idWeights ? idWeights.subarray(idBase[s], idBase[s + 1]) : null,
+        idleSamples: 0,
       });
     }
     return { shards, cache: { offsets: cacheOffsets, ids: cacheIds, weights: cacheWeights, lookups: cacheIds.length } };

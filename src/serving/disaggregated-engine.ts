@@ -9,10 +9,13 @@ import type { ReplicaPool } from './frame-client.ts';
 import { decodeLookupResponse, decodeScores, encodeDenseRequest, encodeLookupRequest } from './messages.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { InferenceEngine } from './engine.ts';
+import type { HotnessOrder } from './hotness.ts';
 
 export interface DisaggregatedParts {
   config: ModelConfig;
   plan: Plan;
+  /** Original id → hotness position per table (the plan's profile), or null for identity order. */
+  order: HotnessOrder | null;
   shards: ReplicaPool[];
   /** The dense half in this process, or the pool of the dense service. */
   dense: DenseModel | ReplicaPool;
@@ -25,19 +28,22 @@ export interface DisaggregatedParts {
 const bytesOf = (parts: Buffer[]) => parts.reduce((s, p) => s + p.length, 0);
 
 /**
- * The router's side of a query: bucketize by shard range, pool cached hot rows locally,
+ * The router's side of a query: map ids to hotness order and bucketize by shard range, pool cached hot rows locally,
  * fan out to one replica of every shard that has lookups (in parallel, deadline, one retry),
  * sum the partials into the interaction input, then the dense half.
  */
 export class DisaggregatedEngine implements InferenceEngine {
   private readonly bucketizer: Bucketizer;
   private readonly pieceTables: number[][];
+  /** Per shard, samples routed since its last request that had no lookups there (see LookupRequest.idleSamples). */
+  private readonly idleSamples: Float64Array;
   readonly config: ModelConfig;
 
   constructor(private readonly parts: DisaggregatedParts) {
     this.config = parts.config;
-    this.bucketizer = new Bucketizer(parts.config.tables.length, parts.plan.shards, parts.cache ? parts.plan.router.cacheRows : 0);
+    this.bucketizer = new Bucketizer(parts.config.tables.length, parts.plan.shards, parts.cache ? parts.plan.router.cacheRows : 0, parts.order);
     this.pieceTables = parts.plan.shards.map((s) => s.pieces.map((p) => p.table));
+    this.idleSamples = new Float64Array(parts.plan.shards.length);
   }
 
   async infer(batch: Batch): Promise<Float32Array> {
@@ -61,7 +67,12 @@ export class DisaggregatedEngine implements InferenceEngine {
     const deadline = Date.now() + this.parts.deadlineMs;
     const calls: Promise<void>[] = [];
     split.shards.forEach((req, s) => {
-      if (req.ids.length === 0) return; // nothing of this batch lives there: its partials are zero
+      if (req.ids.length === 0) {
+        this.idleSamples[s] += B; // nothing of this batch lives there: its partials are zero
+        return;
+      }
+      req.idleSamples = this.idleSamples[s];
+      this.idleSamples[s] = 0;
       const parts = encodeLookupRequest(req);
       metrics.wireBytes.inc({ service: metrics.service, direction: 'sent' }, bytesOf(parts));
       calls.push(

@@ -5,7 +5,7 @@ import { FrameError } from './frame.ts';
  * decoding copies each section once into its own aligned typed array.
  *
  *   LOOKUP_REQUEST  u32 batch B | u32 pieces P | u32 lookups N | u32 flags (bit 0: weights)
- *                   | i32 offsets[B·P + 1] (CSR over (sample, piece)) | i32 localIds[N] | f32 weights[N]?
+ *                   | u32 idleSamples | i32 offsets[B·P + 1] (CSR over (sample, piece)) | i32 localIds[N] | f32 weights[N]?
  *   LOOKUP_RESPONSE u32 B | u32 P | u32 dim | f32 sums[B·P·dim]   (sum-pooled partials, per bag)
  *   DENSE_REQUEST   u32 B | f32 dense[B·numDense] | f32 pooled[B·T·dim]
  *   DENSE_RESPONSE  u32 B | f32 scores[B]
@@ -17,6 +17,11 @@ export interface LookupRequest {
   offsets: Int32Array;
   ids: Int32Array;
   weights: Float32Array | null;
+  /**
+   * Samples the router sent since its previous request to this shard that had no lookups
+   * here (it skips such requests), so the shard counts every query in its utility window.
+   */
+  idleSamples: number;
 }
 
 export interface LookupResponse {
@@ -72,7 +77,7 @@ class PayloadReader {
 }
 
 export function encodeLookupRequest(r: LookupRequest): Buffer[] {
-  const parts = [u32s(r.batch, r.pieces, r.ids.length, r.weights ? 1 : 0), view(r.offsets), view(r.ids)];
+  const parts = [u32s(r.batch, r.pieces, r.ids.length, r.weights ? 1 : 0, r.idleSamples), view(r.offsets), view(r.ids)];
   if (r.weights) parts.push(view(r.weights));
   return parts;
 }
@@ -83,11 +88,12 @@ export function decodeLookupRequest(p: Buffer): LookupRequest {
   const pieces = r.u32();
   const n = r.u32();
   const flags = r.u32();
+  const idleSamples = r.u32();
   const offsets = r.i32(batch * pieces + 1);
   const ids = r.i32(n);
   const weights = flags & 1 ? r.f32(n) : null;
   r.end();
-  return { batch, pieces, offsets, ids, weights };
+  return { batch, pieces, offsets, ids, weights, idleSamples };
 }
 
 export function encodeLookupResponse(r: LookupResponse): Buffer[] {

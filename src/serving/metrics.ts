@@ -14,6 +14,8 @@ export class ServiceMetrics {
   readonly cacheLookups: client.Counter<'service' | 'result'>;
   readonly rowsServed: client.Counter<'service'>;
   readonly wireBytes: client.Counter<'service' | 'direction'>;
+  readonly memoryUtility: client.Gauge<'service'>;
+  readonly rowsHeld: client.Gauge<'service'>;
 
   constructor(readonly service: string) {
     this.registry.setDefaultLabels({ service });
@@ -31,6 +33,13 @@ export class ServiceMetrics {
     this.cacheLookups = new client.Counter({ name: 'shardwise_cache_lookups_total', help: "Lookups served by the router's hot-row cache (hit) or sent to a shard (miss)", labelNames: ['service', 'result'], registers });
     this.rowsServed = new client.Counter({ name: 'shardwise_rows_served_total', help: 'Embedding rows gathered and pooled', labelNames: ['service'], registers });
     this.wireBytes = new client.Counter({ name: 'shardwise_wire_bytes_total', help: 'Bytes of internal frames sent and received', labelNames: ['service', 'direction'], registers });
+    this.memoryUtility = new client.Gauge({
+      name: 'shardwise_memory_utility_ratio',
+      help: "Share of a shard replica's rows touched by its last complete window of 1000 queries (ElasticRec's memory utility)",
+      labelNames: ['service'],
+      registers,
+    });
+    this.rowsHeld = new client.Gauge({ name: 'shardwise_rows_held', help: 'Embedding rows this replica holds', labelNames: ['service'], registers });
   }
 
   /** Seconds since `t0` (a performance.now() reading) into the stage's histogram. */

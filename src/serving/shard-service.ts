@@ -1,26 +1,36 @@
 import type { Manifest } from '../model/manifest.ts';
 import type { EmbeddingTable } from '../model/types.ts';
-import { readTableRows } from '../model/store.ts';
-import type { ShardSpec } from '../plan/types.ts';
+import type { ModelConfig } from '../model/types.ts';
+import { UTILITY_WINDOW_QUERIES, type Plan } from '../plan/types.ts';
 import { embeddingBag } from '../kernels/embedding-bag.ts';
 import { FrameType, type Frame } from './frame.ts';
 import { FrameError } from './frame.ts';
 import type { Reply } from './frame-server.ts';
 import { decodeLookupRequest, encodeLookupResponse } from './messages.ts';
 import type { ServiceMetrics } from './metrics.ts';
+import { readHotnessOrder, readHotnessRows } from './hotness.ts';
+import { UtilityMeter } from './utility-meter.ts';
 
 /**
  * An embedding shard: holds its pieces' rows (read straight from the model directory, only
- * its ranges) and answers lookup requests with one sum-pooled vector per (sample, piece) bag:
- * partials, never raw rows.
+ * its ranges, in the plan's hotness order) and answers lookup requests with one sum-pooled
+ * vector per (sample, piece) bag: partials, never raw rows. Measures its memory utility.
  */
 export class ShardService {
   private readonly pieces: EmbeddingTable[];
+  private readonly utility: UtilityMeter;
+  readonly name: string;
   readonly dim: number;
 
-  constructor(dir: string, manifest: Manifest, readonly spec: ShardSpec, private readonly metrics: ServiceMetrics) {
+  constructor(dir: string, manifest: Manifest, config: ModelConfig, plan: Plan, shard: number, private readonly metrics: ServiceMetrics) {
     this.dim = manifest.embeddingDim;
-    this.pieces = spec.pieces.map((p) => readTableRows(dir, manifest, p.table, p.rowStart, p.rowEnd - p.rowStart));
+    const spec = plan.shards[shard];
+    this.name = spec.name;
+    const order = readHotnessOrder(plan, config, new Set(spec.pieces.map((p) => p.table)));
+    this.pieces = spec.pieces.map((p) => readHotnessRows(dir, manifest, order, p.table, p.rowStart, p.rowEnd - p.rowStart));
+    const windowSamples = UTILITY_WINDOW_QUERIES * (plan.workload?.samplesPerQuery ?? 1);
+    this.utility = new UtilityMeter(this.pieces.map((p) => p.rows), windowSamples, (u) => metrics.memoryUtility.set(u));
+    metrics.rowsHeld.set(this.utility.rowsHeld);
   }
 
   get bytesHeld(): number {
@@ -32,7 +42,7 @@ export class ShardService {
     const t0 = performance.now();
     const req = decodeLookupRequest(frame.payload);
     const P = this.pieces.length;
-    if (req.pieces !== P) throw new FrameError(`request is for ${req.pieces} pieces; ${this.spec.name} holds ${P}`);
+    if (req.pieces !== P) throw new FrameError(`request is for ${req.pieces} pieces; ${this.name} holds ${P}`);
     const { batch, offsets, ids, weights } = req;
     for (let i = 0; i < offsets.length - 1; i++) {
       if (offsets[i + 1] < offsets[i]) throw new FrameError(`offsets decrease at ${i + 1}`);
@@ -43,6 +53,7 @@ export class ShardService {
     for (let p = 0; p < P; p++) {
       embeddingBag(this.pieces[p].data, d, ids, offsets, weights, false, batch, p, P, sums, p * d, P * d);
     }
+    this.utility.record(req);
     this.metrics.rowsServed.inc(ids.length);
     this.metrics.observe('gather', t0);
     return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse({ batch, pieces: P, dim: d, sums }) };

@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import { readManifest, readTableRows, readTableRowsInOrder } from '../src/model/store.ts';
+import { Bucketizer } from '../src/serving/bucketize.ts';
+import { UtilityMeter } from '../src/serving/utility-meter.ts';
+import { Rng } from '../src/util/rng.ts';
+import { tempDir } from './helpers.ts';
+
+test('rows read in a hotness order are the permuted rows, whatever the chunking', () => {
+  const dir = path.join(tempDir(), 'm');
+  const config = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 70_001, poolingFactor: 3 }] };
+  generateModel(dir, config, 3);
+  const manifest = readManifest(dir);
+  const all = readTableRows(dir, manifest, 0, 0, 70_001).data;
+  // A random permutation: position[id] is id's place in the order.
+  const order = Int32Array.from({ length: 70_001 }, (_, i) => i);
+  const rng = new Rng(9);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const position = new Int32Array(order.length);
+  order.forEach((id, pos) => (position[id] = pos));
+  const d = manifest.embeddingDim;
+  const piece = readTableRowsInOrder(dir, manifest, 0, position, 65_000, 5_001);
+  for (const r of [0, 1, 2_500, 5_000]) {
+    const id = order[65_000 + r];
+    assert.deepEqual(piece.data.subarray(r * d, (r + 1) * d), all.subarray(id * d, (id + 1) * d), `row at position ${65_000 + r}`);
+  }
+  assert.throws(() => readTableRowsInOrder(dir, manifest, 0, position.subarray(1), 0, 1), /the order has 70000 rows, the table 70001/);
+});
+
+test('the bucketizer maps ids to hotness positions before routing', () => {
+  // One table of 6 rows; hotness order puts id 5 first and id 0 last. Shard a: positions 0–2, b: 3–5.
+  const position = Int32Array.from([5, 3, 4, 1, 2, 0]);
+  const shards = [
+    { name: 'a', replicas: 1, pieces: [{ table: 0, rowStart: 0, rowEnd: 3 }] },
+    { name: 'b', replicas: 1, pieces: [{ table: 0, rowStart: 3, rowEnd: 6 }] },
+  ];
+  const batch = { size: 1, dense: new Float32Array(0), indices: Int32Array.from([5, 0, 3, 1]), offsets: Int32Array.from([0, 4]), weights: null };
+  const split = new Bucketizer(1, shards, 1, [position]).split(batch);
+  assert.deepEqual([...split.cache.ids], [0], 'id 5 is position 0: the cache');
+  assert.deepEqual([...split.shards[0].ids], [1], 'id 3 → position 1');
+  assert.deepEqual([...split.shards[1].ids], [2, 0], 'ids 0, 1 → positions 5, 3 → local 2, 0');
+});
+
+test('the utility meter counts distinct rows touched per window of samples, idle samples included', () => {
+  const windows: number[] = [];
+  // Two pieces of 10 and 5 rows (15 held); a window is 4 samples.
+  const meter = new UtilityMeter([10, 5], 4, (u) => windows.push(u));
+  const req = (batch: number, bags: number[][], idleSamples = 0) => {
+    const offsets = new Int32Array(bags.length + 1);
+    bags.forEach((b, i) => (offsets[i + 1] = offsets[i] + b.length));
+    return { batch, pieces: 2, offsets, ids: Int32Array.from(bags.flat()), weights: null, idleSamples };
+  };
+  // Sample 0: piece 0 rows 1, 1, 2; piece 1 row 1 (piece 0's row 1 is another row). Sample 1: piece 1 row 1 again.
+  meter.record(req(2, [[1, 1, 2], [1], [], [1]]));
+  assert.equal(windows.length, 0);
+  meter.record(req(1, [[9], [4]], 1)); // 1 sample + 1 idle: the window closes at 4
+  assert.deepEqual(windows, [5 / 15]);
+  meter.record(req(4, [[1], [], [], [], [], [], [], []])); // a new window: rows count again
+  assert.deepEqual(windows, [5 / 15, 1 / 15]);
+  assert.equal(meter.rowsHeld, 15);
+});
