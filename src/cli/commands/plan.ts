@@ -24,7 +24,7 @@ export function renderPlan(plan: Plan, embeddingDim: number): string {
     return [s.name, s.replicas, s.pieces.length, formatCount(count), formatBytes(count * embeddingDim * 4), ranges.length > 4 ? `${ranges.slice(0, 4).join(' ')} …` : ranges.join(' ')];
   });
   return [
-    `plan '${plan.strategy}' for model ${plan.model.name}: ${plan.shards.length} shards, dense ${plan.dense.placement === 'router' ? 'in the router' : `service × ${plan.dense.replicas}`}, router × ${plan.router.replicas}, cache ${formatCount(plan.router.cacheRows)} rows/table`,
+    `plan '${plan.strategy}' for model ${plan.model.name}: ${plan.shards.length} shards, dense ${plan.dense.placement === 'router' ? 'in the router' : `service × ${plan.dense.replicas}`}, router × ${plan.router.replicas}, cache ${formatCount(plan.router.cacheRows)} rows/table, rows in ${plan.hotness ? `the hotness order of ${plan.hotness.profile}` : 'identity order'}`,
     renderTable(['shard', 'replicas', 'pieces', 'rows', 'bytes', 'ranges (hotness order)'], rows),
   ].join('\n');
 }
