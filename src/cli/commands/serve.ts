@@ -29,6 +29,9 @@ export function registerServe(program: Command): void {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
       const config = configOf(readManifest(opts.model));
       const plan = opts.plan ? readPlan(opts.plan, config) : null;
+      if (plan && plan.router.replicas > 1) {
+        progress(`note: the plan asks for ${plan.router.replicas} router replicas; the local supervisor runs one (there is no front load balancer yet), so capacity is one router's`);
+      }
       const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch } : null;
       const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
