@@ -10,6 +10,8 @@ import { readQueries } from '../../workload/trace-format.ts';
 import { traceStats } from '../../workload/trace-stats.ts';
 import { rowWisePlan } from '../../planner/row-wise.ts';
 import { writePlan } from '../../plan/validate.ts';
+import { profileFromTrace } from '../../profile/build.ts';
+import { writeProfile } from '../../profile/format.ts';
 import { LocalSupervisor } from '../../cluster/supervisor.ts';
 import { encodeQueries, runOpenLoop } from '../../bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../../protocol/oip-client.ts';
@@ -46,6 +48,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
   const modelDir = path.join(opts.dir, 'model');
   const traceFile = path.join(opts.dir, 'trace.bin');
   const planFile = path.join(opts.dir, 'plan.json');
+  const profileFile = path.join(opts.dir, 'profile.bin');
   fs.mkdirSync(opts.dir, { recursive: true });
 
   progress(`[1/5] generating an RM1-shaped model (tables capped at ${formatCount(opts.rows)} rows) in ${modelDir}`);
@@ -57,9 +60,11 @@ async function runDemo(opts: DemoOptions): Promise<void> {
   const stats = traceStats(traceFile);
   const { queries } = readQueries(traceFile);
 
-  const plan = rowWisePlan(config, { shards: opts.shards, replicas: 1, cacheRows: Math.round(opts.rows * 0.02), dense: 'router', denseReplicas: 1 });
+  // Rows in the trace's hotness order, so the router's 2% cache holds the hottest rows.
+  writeProfile(profileFile, profileFromTrace(traceFile));
+  const plan = { ...rowWisePlan(config, { shards: opts.shards, replicas: 1, cacheRows: Math.round(opts.rows * 0.02), dense: 'router', denseReplicas: 1 }), hotness: { profile: path.resolve(profileFile) } };
   writePlan(planFile, plan);
-  progress(`[3/5] serving it disaggregated: ${plan.shards.length} embedding shards (${plan.strategy}, plan in ${planFile}), dense MLPs in the router`);
+  progress(`[3/5] serving it disaggregated: ${plan.shards.length} embedding shards (${plan.strategy}, rows in the trace's hotness order, plan in ${planFile}), dense MLPs in the router`);
   const supervisor = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: { maxConcurrent: 2, maxSamples: 512 }, log: progress });
   await supervisor.start();
   try {
