@@ -11,24 +11,16 @@
  * Env: ROWS per table (500000), TARGET_QPS (60), SLA_MS (50), RUN_S at the target (20),
  * CACHE_ROWS per table (1000), COST (a cost.json to skip calibration), STEP_S per search step (3).
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { presetConfig } from '../src/model/presets.ts';
-import { generateModel } from '../src/model/generate.ts';
-import { writeTrace } from '../src/workload/generate-trace.ts';
-import { readQueries } from '../src/workload/trace-format.ts';
-import { profileFromTrace } from '../src/profile/build.ts';
-import { writeProfile } from '../src/profile/format.ts';
 import { calibrate } from '../src/bench/calibrate.ts';
 import { readCostModel, type CostModel } from '../src/planner/cost-model.ts';
 import { allStrategies } from '../src/planner/strategies.ts';
 import { runPlanner, type PlannedStrategy } from '../src/planner/planner.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { encodeQueries, findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/memory.ts';
+import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
 const TARGET_QPS = Number(process.env.TARGET_QPS ?? 60);
@@ -36,21 +28,11 @@ const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const RUN_S = Number(process.env.RUN_S ?? 20);
 const CACHE_ROWS = Number(process.env.CACHE_ROWS ?? 1000);
 const STEP_S = Number(process.env.STEP_S ?? 3);
-const BATCH = 8;
 const COALESCE = { maxConcurrent: 2, maxSamples: 512 };
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-bench-plans-'));
-const modelDir = path.join(work, 'model');
-const traceFile = path.join(work, 'trace.bin');
-const profileFile = path.join(work, 'profile.bin');
-const config = presetConfig('rm1', ROWS);
-log(`model: RM1 shape, ${ROWS} rows × ${config.tables.length} tables (${formatBytes(ROWS * config.tables.length * config.embeddingDim * 4)} of rows); trace: 4000 queries of batch ${BATCH}, locality 0.9`);
-generateModel(modelDir, config, 1);
-writeTrace(traceFile, config, { queries: 4000, batch: BATCH, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 3 });
-const profile = profileFromTrace(traceFile);
-writeProfile(profileFile, profile);
-const encoded = encodeQueries(readQueries(traceFile).queries, config.numDense);
+log(`model: RM1 shape, ${ROWS} rows per table; trace: 4000 queries of batch ${BATCH}, locality ${LOCALITY}`);
+const { config, modelDir, profile, profileFile, encoded, remove } = rm1Workload('plans', ROWS, 4000, 3);
 
 let cost: CostModel;
 if (process.env.COST) {
@@ -102,7 +84,7 @@ const results: Served[] = [];
 for (const p of planned) results.push(await serve(p, p.plan.strategy === 'model-wise' || p.plan.strategy === 'elastic'));
 
 const mib = (b: number) => (b / 2 ** 20).toFixed(0);
-console.log(`\nbench:plans — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality 0.9, target ${TARGET_QPS} qps, p99 SLA ${SLA_MS} ms, cache ${CACHE_ROWS} rows/table; costs: ${cost.source}`);
+console.log(`\nbench:plans — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality ${LOCALITY}, target ${TARGET_QPS} qps, p99 SLA ${SLA_MS} ms, cache ${CACHE_ROWS} rows/table; costs: ${cost.source}`);
 console.log(
   renderTable(
     ['strategy', 'services', 'processes', 'planned MiB', 'measured RSS MiB', 'p99 at target ms', 'SLA met', 'utility planned', 'utility measured', 'capacity planned', 'max qps measured'],
@@ -128,4 +110,4 @@ const estimateOf = (s: string) => planned.find((p) => p.plan.strategy === s)!.es
 const mw = results.find((r) => r.strategy === 'model-wise')!;
 const el = results.find((r) => r.strategy === 'elastic')!;
 console.log(`\nelastic ÷ model-wise: measured memory ${(el.rss / mw.rss).toFixed(2)}× (planned ${(estimateOf('elastic').memBytes / estimateOf('model-wise').memBytes).toFixed(2)}×), max QPS ${((el.maxQps ?? 0) / Math.max(1, mw.maxQps ?? 0)).toFixed(2)}×`);
-fs.rmSync(work, { recursive: true, force: true });
+remove();

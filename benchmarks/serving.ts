@@ -7,24 +7,16 @@
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), COALESCE=0
  * to turn dynamic batching off in both deployments.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { presetConfig } from '../src/model/presets.ts';
-import { generateModel } from '../src/model/generate.ts';
-import { writeTrace } from '../src/workload/generate-trace.ts';
-import { readQueries } from '../src/workload/trace-format.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
-import { profileFromTrace } from '../src/profile/build.ts';
-import { writeProfile } from '../src/profile/format.ts';
 import { readHotnessOrder } from '../src/serving/hotness.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { encodeQueries, findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/memory.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
+import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
 
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
@@ -33,17 +25,8 @@ const STEP_S = Number(process.env.STEP_S ?? 3);
 const COALESCE = process.env.COALESCE === '0' ? null : { maxConcurrent: 2, maxSamples: 512 };
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-bench-serving-'));
-const modelDir = path.join(work, 'model');
-const traceFile = path.join(work, 'trace.bin');
-const profileFile = path.join(work, 'profile.bin');
-const config = presetConfig('rm1', ROWS);
-log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch 8 at locality 0.9; SLA p99 ≤ ${SLA_MS} ms`);
-generateModel(modelDir, config, 1);
-writeTrace(traceFile, config, { queries: 2000, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 2 });
-writeProfile(profileFile, profileFromTrace(traceFile));
-const { queries } = readQueries(traceFile);
-const encoded = encodeQueries(queries, config.numDense);
+log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; SLA p99 ≤ ${SLA_MS} ms`);
+const { config, modelDir, profileFile, queries, encoded, remove } = rm1Workload('serving', ROWS, 2000, 2);
 
 interface Measured {
   label: string;
@@ -119,9 +102,9 @@ const disagg = await measure('disaggregated: row-wise 4 shards in hotness order,
 const bytes = wireBytes(plan);
 
 const row = (m: Measured) => [m.label, m.processes, m.maxQps.toFixed(0), m.atMax?.latency.p99Ms.toFixed(2) ?? '-', m.atHalf?.latency.p99Ms.toFixed(2) ?? '-', formatBytes(m.rss)];
-console.log(`\nbench:serving — RM1 shape, ${ROWS} rows/table, batch 8, locality 0.9, p99 SLA ${SLA_MS} ms, load generator in the same 2-core machine`);
+console.log(`\nbench:serving — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality ${LOCALITY}, p99 SLA ${SLA_MS} ms, load generator in the same 2-core machine`);
 console.log(renderTable(['deployment', 'processes', 'max qps', 'p99 at max ms', `p99 at ${half.toFixed(0)} qps ms`, 'memory (RSS)'], [row(mono), row(disagg)]));
 console.log(`\nratios (disaggregated ÷ monolithic): max QPS ${(disagg.maxQps / mono.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(disagg.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(disagg.rss / mono.rss).toFixed(2)}×`);
 console.log(`router cache hit rate: ${(100 * disagg.hitRate!).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
 console.log(`internal bytes per query: measured ${formatBytes(disagg.wireBytesPerQuery!)}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more)`);
-fs.rmSync(work, { recursive: true, force: true });
+remove();

@@ -82,11 +82,16 @@ export function readManifest(dir: string): Manifest {
  */
 export function readTensor(dir: string, manifest: Manifest, name: string, elementOffset = 0, count?: number): Float32Array {
   const total = manifest.tensors[name].shape.reduce((a, b) => a * b, 1);
-  return readTensorInto(dir, manifest, name, elementOffset, allocateTable(count ?? total - elementOffset));
+  const out = allocateTable(count ?? total - elementOffset);
+  withTensorFile(dir, manifest, name, (read) => read(elementOffset, out));
+  return out;
 }
 
-/** Fills `out` with the tensor's elements from `elementOffset` on, checking the file's size first. */
-function readTensorInto(dir: string, manifest: Manifest, name: string, elementOffset: number, out: Float32Array): Float32Array {
+/** Fills `out` with a tensor's elements from `elementOffset` on. */
+type TensorRead = (elementOffset: number, out: Float32Array) => void;
+
+/** Opens a tensor's file once, checks its size against model.json, and lends `body` a reader. */
+function withTensorFile<T>(dir: string, manifest: Manifest, name: string, body: (read: TensorRead) => T): T {
   const entry = manifest.tensors[name];
   const file = path.join(dir, entry.file);
   const total = entry.shape.reduce((a, b) => a * b, 1);
@@ -106,15 +111,16 @@ function readTensorInto(dir: string, manifest: Manifest, name: string, elementOf
         size < total * FLOAT_BYTES ? 'the file is truncated; copy or generate it again' : 'the file does not match model.json',
       );
     }
-    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-    let done = 0;
-    while (done < bytes.length) {
-      const want = Math.min(IO_CHUNK_BYTES, bytes.length - done);
-      const got = fs.readSync(fd, bytes, done, want, elementOffset * FLOAT_BYTES + done);
-      if (got === 0) throw modelTensorError(file, name, `ended early at byte ${elementOffset * FLOAT_BYTES + done}`);
-      done += got;
-    }
-    return out;
+    return body((elementOffset, out) => {
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      let done = 0;
+      while (done < bytes.length) {
+        const want = Math.min(IO_CHUNK_BYTES, bytes.length - done);
+        const got = fs.readSync(fd, bytes, done, want, elementOffset * FLOAT_BYTES + done);
+        if (got === 0) throw modelTensorError(file, name, `ended early at byte ${elementOffset * FLOAT_BYTES + done}`);
+        done += got;
+      }
+    });
   } finally {
     fs.closeSync(fd);
   }
@@ -142,14 +148,16 @@ export function readTableRowsInOrder(dir: string, manifest: Manifest, t: number,
   if (position.length !== rows) throw new ShardwiseError(ErrorCodes.PROFILE_FORMAT, `table ${t}: the order has ${position.length} rows, the table ${rows}`, 'profile a trace of this model');
   const data = allocateTable(count * dim);
   const chunk = new Float32Array(Math.min(ORDERED_READ_ROWS, rows) * dim);
-  for (let first = 0; first < rows; first += ORDERED_READ_ROWS) {
-    const n = Math.min(ORDERED_READ_ROWS, rows - first);
-    readTensorInto(dir, manifest, tensorNames.table(t), first * dim, chunk.subarray(0, n * dim));
-    for (let i = 0; i < n; i++) {
-      const to = position[first + i] - start;
-      if (to >= 0 && to < count) data.set(chunk.subarray(i * dim, (i + 1) * dim), to * dim);
+  withTensorFile(dir, manifest, tensorNames.table(t), (read) => {
+    for (let first = 0; first < rows; first += ORDERED_READ_ROWS) {
+      const n = Math.min(ORDERED_READ_ROWS, rows - first);
+      read(first * dim, chunk.subarray(0, n * dim));
+      for (let i = 0; i < n; i++) {
+        const to = position[first + i] - start;
+        if (to >= 0 && to < count) data.set(chunk.subarray(i * dim, (i + 1) * dim), to * dim);
+      }
     }
-  }
+  });
   return { rows: count, dim, data };
 }
 

@@ -1,0 +1,40 @@
+/**
+ * The workload the serving benchmarks share: an RM1-shaped model capped at `rows` per table,
+ * an open-loop trace of batch-8 queries at locality 0.9, and that trace's hotness profile,
+ * in a fresh temporary directory.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import { writeTrace } from '../src/workload/generate-trace.ts';
+import { readQueries } from '../src/workload/trace-format.ts';
+import { profileFromTrace } from '../src/profile/build.ts';
+import { writeProfile } from '../src/profile/format.ts';
+import { encodeQueries } from '../src/bench/load-generator.ts';
+
+export const BATCH = 8;
+export const LOCALITY = 0.9;
+
+export function rm1Workload(name: string, rows: number, queryCount: number, seed: number) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `shardwise-bench-${name}-`));
+  const modelDir = path.join(work, 'model');
+  const traceFile = path.join(work, 'trace.bin');
+  const profileFile = path.join(work, 'profile.bin');
+  const config = presetConfig('rm1', rows);
+  generateModel(modelDir, config, 1);
+  writeTrace(traceFile, config, { queries: queryCount, batch: BATCH, access: { kind: 'locality', p: LOCALITY }, pooling: 'fixed', seed });
+  const profile = profileFromTrace(traceFile);
+  writeProfile(profileFile, profile);
+  const { queries } = readQueries(traceFile);
+  return {
+    config,
+    modelDir,
+    profileFile,
+    profile,
+    queries,
+    encoded: encodeQueries(queries, config.numDense),
+    remove: () => fs.rmSync(work, { recursive: true, force: true }),
+  };
+}
