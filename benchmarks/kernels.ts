@@ -6,6 +6,10 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { embeddingBagNative, embeddingBagTs, type EmbeddingBagKernel } from '../src/kernels/embedding-bag.ts';
+import { bucketizeNative, bucketizeTs, type BucketizeKernels } from '../src/kernels/bucketize.ts';
+import { Bucketizer } from '../src/serving/bucketize.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { presetConfig } from '../src/model/presets.ts';
 import { TypeScriptMlp, type MlpSpec } from '../src/kernels/mlp.ts';
 import { OnnxMlp } from '../src/kernels/mlp-onnx.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -84,6 +88,46 @@ function mlpSpec(widths: number[]): MlpSpec {
   return { layers, finalActivation: 'relu' };
 }
 
+/**
+ * The router's bucketization of RM1-shaped batches (10 tables of 100k rows in a random hotness
+ * order, pooling 128, a row-wise 4-shard plan, a 2% cache): ms per batch for both kernels.
+ */
+async function benchBucketize(): Promise<(string | number)[][]> {
+  const config = presetConfig('rm1', 100_000);
+  const T = config.tables.length;
+  const plan = rowWisePlan(config, { shards: 4, replicas: 1, cacheRows: 2000, dense: 'router', denseReplicas: 1 });
+  const rng = new Rng(11);
+  const order = config.tables.map((t) => {
+    const p = Int32Array.from({ length: t.rows }, (_, i) => i);
+    for (let i = p.length - 1; i > 0; i--) {
+      const j = rng.below(i + 1);
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+    return p;
+  });
+  const rows: (string | number)[][] = [];
+  for (const batch of [8, 256]) {
+    const pooling = 128;
+    const batches = Array.from({ length: 16 }, () => ({
+      size: batch,
+      dense: new Float32Array(0),
+      indices: Int32Array.from({ length: batch * T * pooling }, () => rng.below(100_000)),
+      offsets: Int32Array.from({ length: batch * T + 1 }, (_, i) => i * pooling),
+      weights: null,
+    }));
+    const run = (kernels: BucketizeKernels) => {
+      const b = new Bucketizer(T, plan.shards, 2000, order, kernels);
+      let i = 0;
+      return bestMs(() => b.split(batches[i++ % batches.length]), Math.max(20, Math.round(2e6 / (batch * T * pooling))));
+    };
+    const tsMs = await run(bucketizeTs);
+    const nativeMs = bucketizeNative ? await run(bucketizeNative) : undefined;
+    const ids = batch * T * pooling;
+    rows.push([batch, ids, nativeMs?.toFixed(4) ?? 'n/a', tsMs.toFixed(4), nativeMs ? ((1e6 * nativeMs) / ids).toFixed(1) : 'n/a', ((1e6 * tsMs) / ids).toFixed(1), nativeMs ? `${(tsMs / nativeMs).toFixed(2)}×` : 'n/a']);
+  }
+  return rows;
+}
+
 const ratio = (peer: number | undefined, ours: number) => (peer === undefined ? 'n/a' : `${(peer / ours).toFixed(2)}×`);
 
 async function main() {
@@ -129,10 +173,14 @@ async function main() {
     mlpRows.push([c.widths.join('-'), c.batch, peer?.toFixed(4) ?? 'n/a', ortMs.toFixed(4), tsMs.toFixed(4), (flops / (ortMs * 1e-3) / 1e9).toFixed(1), ratio(peer, ortMs), ratio(peer, tsMs)]);
   }
 
+  const bucketRows = await benchBucketize();
+
   console.log(`\nEmbedding-bag (sum pooling, uniform random ids), ms per call${torch ? `; PyTorch ${torch.torch}` : ''}`);
   console.log(renderTable(['table', 'pooling', 'batch', 'torch ms', 'native ms', 'ts ms', 'native GB/s', 'native vs torch', 'ts vs torch'], embRows));
   console.log('\nMLP (Linear+ReLU per layer), ms per call');
   console.log(renderTable(['mlp', 'batch', 'torch ms', 'onnxruntime ms', 'ts ms', 'ort GFLOP/s', 'ort vs torch', 'ts vs torch'], mlpRows));
+  console.log("\nRouter bucketization (RM1 shape: 10 tables × 100k rows in hotness order, pooling 128, row-wise 4 shards, 2% cache), ms per batch");
+  console.log(renderTable(['batch', 'ids', 'native ms', 'ts ms', 'native ns/id', 'ts ns/id', 'native vs ts'], bucketRows));
 }
 
 await main();

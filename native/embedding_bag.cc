@@ -2,32 +2,15 @@
 // memory latency (each row is a random DRAM access), so the loop keeps PREFETCH_ROWS rows in
 // flight ahead of the one being summed, following the lookups across bag boundaries.
 // Semantics match src/kernels/embedding-bag.ts exactly; that file is the fallback and oracle.
-#include <node_api.h>
-#include <cstdint>
+#include "napi_util.h"
 #include <cstring>
 #include <sys/mman.h>
 
+namespace shardwise {
 namespace {
 
 constexpr int64_t PREFETCH_ROWS = 16;
 constexpr size_t CACHE_LINE = 64;
-
-struct F32 { float* data; size_t length; };
-struct I32 { int32_t* data; size_t length; };
-
-bool typedArray(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length) {
-  napi_typedarray_type type;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) != napi_ok) return false;
-  return type == want;
-}
-
-int64_t toInt(napi_env env, napi_value v) {
-  int64_t out = 0;
-  napi_get_value_int64(env, v, &out);
-  return out;
-}
 
 inline void prefetchRow(const float* row, size_t rowBytes) {
   const char* p = reinterpret_cast<const char*>(row);
@@ -91,6 +74,8 @@ const char* poolBags(const BagArgs& a, Cursor& ahead) {
   }
   return nullptr;
 }
+
+}  // namespace
 
 // embeddingBag(table, dim, indices, offsets, weights|null, mean, numBags, bagStart, bagStride,
 //              out, outStart, outStride)
@@ -188,15 +173,4 @@ napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
   return result;
 }
 
-napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "embeddingBag", NAPI_AUTO_LENGTH, EmbeddingBag, nullptr, &fn);
-  napi_set_named_property(env, exports, "embeddingBag", fn);
-  napi_create_function(env, "adviseHugePages", NAPI_AUTO_LENGTH, AdviseHugePages, nullptr, &fn);
-  napi_set_named_property(env, exports, "adviseHugePages", fn);
-  return exports;
-}
-
-}  // namespace
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
+}  // namespace shardwise

@@ -20,6 +20,13 @@ const RESTART_WINDOW_MS = 60_000;
 
 /** Extra Node flags for every service process (e.g. --max-old-space-size=8192, --cpu-prof): space-separated. */
 const SERVICE_NODE_FLAGS = (process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/**
+ * glibc malloc settings for every service process unless GLIBC_TUNABLES is set: keep freed
+ * memory (no trimming; blocks under 32 MiB from the heap, not fresh mmaps) so per-batch
+ * buffers reuse pages instead of faulting in new zeroed ones. Page faults measured up to
+ * a third of a service's CPU here (`perf`: 1–3 faults per request).
+ */
+const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432';
 
 export interface ReplicaInfo {
   service: string;
@@ -115,7 +122,7 @@ export class LocalSupervisor {
     return new Promise((resolve, reject) => {
       const child = fork(ENTRY, [], {
         execArgv: ['--import', TSX, ...SERVICE_NODE_FLAGS],
-        env: { ...process.env, [SERVICE_ENV]: JSON.stringify(cfg) },
+        env: { GLIBC_TUNABLES: SERVICE_MALLOC_TUNABLES, ...process.env, [SERVICE_ENV]: JSON.stringify(cfg) },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       const timer = setTimeout(() => {

@@ -2,12 +2,32 @@ import type { Batch } from '../model/batch.ts';
 import type { ShardSpec } from '../plan/types.ts';
 import type { LookupRequest } from './messages.ts';
 import type { HotnessOrder } from './hotness.ts';
+import { bucketizeKernels, type BucketizeKernels } from '../kernels/bucketize.ts';
 
 /** Lookups split by destination: one request per shard, plus the ones the router's hot-row cache serves. */
 export interface SplitBatch {
+  /** Views of one allocation per split: they may be handed to a socket and outlive the next split. */
   shards: LookupRequest[];
-  /** Lookups of rows the router caches: CSR over (sample, table), ids are cache rows. */
+  /**
+   * Lookups of rows the router caches: CSR over (sample, table), ids are cache rows. These
+   * are the bucketizer's scratch: valid until its next split, so pool them at once.
+   */
   cache: { offsets: Int32Array; ids: Int32Array; weights: Float32Array | null; lookups: number };
+}
+
+/** A grow-only typed array: per-batch scratch without per-batch allocation (and the major GCs it triggers). */
+class Scratch<A extends Int32Array | Float32Array> {
+  private array: A;
+  constructor(private readonly make: (n: number) => A) {
+    this.array = make(1024);
+  }
+  /** The first n elements; zeroed when asked (counters), else left as they were. */
+  take(n: number, zero: boolean): A {
+    if (this.array.length < n) this.array = this.make(Math.max(n, 2 * this.array.length));
+    const out = this.array.subarray(0, n) as A;
+    if (zero) out.fill(0);
+    return out;
+  }
 }
 
 /**
@@ -24,12 +44,23 @@ export class Bucketizer {
   private readonly routeShard: Int32Array;
   private readonly routePiece: Int32Array;
   readonly piecesPerShard: number[];
+  private readonly stride: Int32Array;
+  private readonly slotOf = new Scratch((n) => new Int32Array(n));
+  private readonly local = new Scratch((n) => new Int32Array(n));
+  private readonly counts = new Scratch((n) => new Int32Array(n));
+  private readonly cursor = new Scratch((n) => new Int32Array(n));
+  private readonly weightShift = new Scratch((n) => new Int32Array(n));
+  private readonly cacheOffsets = new Scratch((n) => new Int32Array(n));
+  private readonly cacheCursor = new Scratch((n) => new Int32Array(n));
+  private readonly cacheIds = new Scratch((n) => new Int32Array(n));
+  private readonly cacheWeights = new Scratch((n) => new Float32Array(n));
 
   constructor(
     private readonly tableCount: number,
     shardSpecs: ShardSpec[],
     private readonly cacheRows: number,
     private readonly order: HotnessOrder | null = null,
+    private readonly kernels: BucketizeKernels = bucketizeKernels,
   ) {
     const perTable: { start: number; shard: number; piece: number }[][] = Array.from({ length: tableCount }, () => []);
     shardSpecs.forEach((s, si) => s.pieces.forEach((p, pi) => perTable[p.table].push({ start: p.rowStart, shard: si, piece: pi })));
@@ -40,93 +71,72 @@ export class Bucketizer {
     this.routeShard = Int32Array.from(routes, (r) => r.shard);
     this.routePiece = Int32Array.from(routes, (r) => r.piece);
     this.piecesPerShard = shardSpecs.map((s) => s.pieces.length);
+    this.stride = Int32Array.from(this.piecesPerShard);
   }
 
   /**
-   * Two passes over the ids: the first finds each id's destination bag and counts bag sizes,
-   * the second writes ids at their CSR positions. All shards' CSRs live in one counts array
-   * and one ids array (per-shard regions), so the loops index flat typed arrays.
+   * Two passes over the ids (src/kernels/bucketize.ts): the first finds each id's destination
+   * bag and counts bag sizes, the second writes ids at their CSR positions. Per shard, the
+   * request's offsets, ids and weights lie in one region of a single output allocation;
+   * everything else is scratch.
    */
   split(batch: Batch): SplitBatch {
     const T = this.tableCount;
     const B = batch.size;
+    const N = batch.indices.length;
     const { indices, offsets, weights } = batch;
-    const { routeBase, routeStart, routeShard, routePiece, cacheRows, order } = this;
-    const S = this.piecesPerShard.length;
-    // Shard s's offsets occupy counts[countBase[s] .. countBase[s] + B·P_s]; its bag (b, p) is slot b·P_s + p.
+    const { routeBase, routeStart, routeShard, routePiece, cacheRows, order, stride } = this;
+    const S = stride.length;
+    // Shard s's bag counts occupy counts[countBase[s] .. countBase[s] + B·P_s + 1]; its bag (b, p) is slot b·P_s + p.
     const countBase = new Int32Array(S + 1);
-    const stride = Int32Array.from(this.piecesPerShard);
     for (let s = 0; s < S; s++) countBase[s + 1] = countBase[s] + B * stride[s] + 1;
-    const counts = new Int32Array(countBase[S]);
-    const cacheOffsets = new Int32Array(B * T + 1);
+    const counts = this.counts.take(countBase[S], true);
+    const cacheOffsets = this.cacheOffsets.take(B * T + 1, true);
     // Per id: its bag's index in `counts` (−1: the cache) and its row inside the destination.
-    const slotOf = new Int32Array(indices.length);
-    const local = new Int32Array(indices.length);
+    const slotOf = this.slotOf.take(N, false);
+    const local = this.local.take(N, false);
 
-    for (let b = 0, bag = 0; b < B; b++) {
-      for (let t = 0; t < T; t++, bag++) {
-        const first = routeBase[t];
-        const last = routeBase[t + 1] - 1;
-        const position = order ? order[t] : null;
-        for (let k = offsets[bag], end = offsets[bag + 1]; k < end; k++) {
-          const pos = position ? position[indices[k]] : indices[k];
-          if (pos < cacheRows) {
-            slotOf[k] = -1;
-            local[k] = pos;
-            cacheOffsets[bag + 1]++;
-            continue;
-          }
-          // The last route whose start ≤ pos, found by counting starts ≤ pos without branches
-          // (sign bit of start − pos − 1): ids arrive in random order, and a binary search's
-          // mispredicted branches measured 3× slower for the few pieces a table has.
-          let r = first - 1;
-          for (let j = first; j <= last; j++) r += (routeStart[j] - pos - 1) >>> 31;
-          const s = routeShard[r];
-          const slot = countBase[s] + b * stride[s] + routePiece[r];
-          slotOf[k] = slot;
-          local[k] = pos - routeStart[r];
-          counts[slot + 1]++;
-        }
-      }
-    }
-    // Counts → offsets per region; cursors are absolute positions in the shared ids array.
-    const idBase = new Int32Array(S + 1);
-    const cursor = new Int32Array(counts.length);
+    this.kernels.count(indices, offsets, B, T, order, routeBase, routeStart, routeShard, routePiece, stride, countBase, cacheRows, slotOf, local, counts, cacheOffsets);
+    // Output layout, per shard: offsets[B·P_s + 1] | ids[n_s] | weights[n_s]?
+    const w = weights ? 2 : 1;
+    const regionBase = new Int32Array(S + 1);
     for (let s = 0; s < S; s++) {
       for (let i = countBase[s] + 1; i < countBase[s + 1]; i++) counts[i] += counts[i - 1];
-      idBase[s + 1] = idBase[s] + counts[countBase[s + 1] - 1];
-      for (let i = countBase[s]; i < countBase[s + 1]; i++) cursor[i] = idBase[s] + counts[i];
+      regionBase[s + 1] = regionBase[s] + (countBase[s + 1] - countBase[s]) + w * counts[countBase[s + 1] - 1];
     }
-    for (let i = 1; i <= B * T; i++) cacheOffsets[i] += cacheOffsets[i - 1];
-    const ids = new Int32Array(idBase[S]);
-    const idWeights = weights ? new Float32Array(ids.length) : null;
-    const cacheIds = new Int32Array(cacheOffsets[B * T]);
-    const cacheWeights = weights ? new Float32Array(cacheIds.length) : null;
-    const cacheCursor = cacheOffsets.slice();
-
-    for (let b = 0, bag = 0; b < B; b++) {
-      for (let t = 0; t < T; t++, bag++) {
-        for (let k = offsets[bag], end = offsets[bag + 1]; k < end; k++) {
-          const slot = slotOf[k];
-          const at = slot < 0 ? cacheCursor[bag]++ : cursor[slot]++;
-          if (slot < 0) cacheIds[at] = local[k];
-          else ids[at] = local[k];
-          if (weights) (slot < 0 ? cacheWeights! : idWeights!)[at] = weights[k];
-        }
-      }
-    }
+    // Every element is written below, so the allocation skips zeroing.
+    const out = new Int32Array(Buffer.allocUnsafeSlow(4 * regionBase[S]).buffer, 0, regionBase[S]);
+    const outWeights = weights ? new Float32Array(out.buffer) : null;
+    // Cursors are absolute positions in `out` of each bag's next id.
+    const cursor = this.cursor.take(countBase[S], false);
+    // A shard's weights sit n_s after its ids: the shift from an id's slot to its weight's.
+    const weightShift = this.weightShift.take(weights ? countBase[S] : 0, false);
     const shards: LookupRequest[] = [];
     for (let s = 0; s < S; s++) {
+      const bags = countBase[s + 1] - countBase[s];
+      const n = counts[countBase[s + 1] - 1];
+      const at = regionBase[s];
+      out.set(counts.subarray(countBase[s], countBase[s + 1]), at);
+      for (let i = 0; i < bags; i++) cursor[countBase[s] + i] = at + bags + counts[countBase[s] + i];
+      if (weights) weightShift.fill(n, countBase[s], countBase[s + 1]);
       shards.push({
         batch: B,
         pieces: stride[s],
-        offsets: counts.subarray(countBase[s], countBase[s + 1]),
-        ids: ids.subarray(idBase[s], idBase[s + 1]),
-        weights: idWeights ? idWeights.subarray(idBase[s], idBase[s + 1]) : null,
+        offsets: out.subarray(at, at + bags),
+        ids: out.subarray(at + bags, at + bags + n),
+        weights: outWeights ? outWeights.subarray(at + bags + n, at + bags + 2 * n) : null,
         idleSamples: 0,
       });
     }
-    return { shards, cache: { offsets: cacheOffsets, ids: cacheIds, weights: cacheWeights, lookups: cacheIds.length } };
+    for (let i = 1; i <= B * T; i++) cacheOffsets[i] += cacheOffsets[i - 1];
+    const cached = cacheOffsets[B * T];
+    const cacheIds = this.cacheIds.take(cached, false);
+    const cacheWeights = weights ? this.cacheWeights.take(cached, false) : null;
+    const cacheCursor = this.cacheCursor.take(B * T + 1, false);
+    cacheCursor.set(cacheOffsets);
+
+    this.kernels.place(offsets, B, T, weights, slotOf, local, cursor, out, outWeights, weightShift, cacheCursor, cacheIds, cacheWeights);
+    return { shards, cache: { offsets: cacheOffsets, ids: cacheIds, weights: cacheWeights, lookups: cached } };
   }
 }
 

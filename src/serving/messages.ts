@@ -2,7 +2,8 @@ import { FrameError } from './frame.ts';
 
 /**
  * Payloads of the internal frames. Every section is a run of 4-byte little-endian values;
- * decoding copies each section once into its own aligned typed array.
+ * decoding views each section in place when it is 4-byte aligned (the usual case) and copies
+ * it into its own aligned array otherwise.
  *
  *   LOOKUP_REQUEST  u32 batch B | u32 pieces P | u32 lookups N | u32 flags (bit 0: weights)
  *                   | u32 idleSamples | i32 offsets[B·P + 1] (CSR over (sample, piece)) | i32 localIds[N] | f32 weights[N]?
@@ -58,18 +59,21 @@ class PayloadReader {
   private need(bytes: number) {
     if (this.at + bytes > this.p.length) throw new FrameError(`${this.what}: payload of ${this.p.length} bytes ends before byte ${this.at + bytes}`);
   }
-  private bytes(n: number): ArrayBuffer {
-    this.need(n);
-    const copy = new ArrayBuffer(n);
-    new Uint8Array(copy).set(this.p.subarray(this.at, this.at + n));
-    this.at += n;
+  /** The next n 4-byte values as a view of the payload when aligned, else as a copy. */
+  private section<A extends Int32Array | Float32Array>(n: number, Type: { new (b: ArrayBufferLike, offset?: number, length?: number): A }): A {
+    this.need(4 * n);
+    const offset = this.p.byteOffset + this.at;
+    this.at += 4 * n;
+    if (offset % 4 === 0) return new Type(this.p.buffer, offset, n);
+    const copy = new Type(new ArrayBuffer(4 * n));
+    new Uint8Array(copy.buffer).set(this.p.subarray(this.at - 4 * n, this.at));
     return copy;
   }
   i32(n: number): Int32Array {
-    return new Int32Array(this.bytes(4 * n));
+    return this.section(n, Int32Array);
   }
   f32(n: number): Float32Array {
-    return new Float32Array(this.bytes(4 * n));
+    return this.section(n, Float32Array);
   }
   end(): void {
     if (this.at !== this.p.length) throw new FrameError(`${this.what}: ${this.p.length - this.at} bytes left over after the payload`);

@@ -19,7 +19,7 @@ export class ServiceMetrics {
 
   constructor(readonly service: string) {
     this.registry.setDefaultLabels({ service });
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'shardwise_' });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'shardwise_', eventLoopMonitoringPrecision: 1000 });
     const registers = [this.registry];
     this.duration = new client.Histogram({
       name: 'shardwise_request_duration_seconds',

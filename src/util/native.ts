@@ -1,12 +1,15 @@
 import { createRequire } from 'node:module';
+import type { BucketizeKernels } from '../kernels/bucketize.ts';
 
-/** The compiled addon's exports (native/embedding_bag.cc). */
+/** The compiled addon's exports (native/addon.cc). */
 export interface NativeAddon {
   embeddingBag(
     table: Float32Array, dim: number, indices: Int32Array, offsets: Int32Array, weights: Float32Array | null,
     mean: boolean, numBags: number, bagStart: number, bagStride: number, out: Float32Array, outStart: number, outStride: number,
   ): void;
   adviseHugePages(array: Float32Array): number;
+  bucketizeCount: BucketizeKernels['count'];
+  bucketizePlace: BucketizeKernels['place'];
 }
 
 /**
