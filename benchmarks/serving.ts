@@ -1,11 +1,13 @@
 /**
- * npm run bench:serving — the same trace against the monolithic server and a disaggregated
- * 4-shard plan (rows in the trace profile's hotness order) on this machine, side by side: max
- * QPS under a p99 SLA, p99 at half the monolithic max, memory (sum of RSS), router cache hit
- * rate, and bytes per query on the wire with and without shard-side pooling.
+ * npm run bench:serving — the same trace against the monolithic server and disaggregated
+ * row-wise plans of 4 and 2 shards (rows in the trace profile's hotness order) on this
+ * machine, side by side: max QPS under a p99 SLA, p99 at half the monolithic max, memory (sum
+ * of RSS), router cache hit rate, and bytes per query on the wire with and without shard-side
+ * pooling.
  *
- * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), COALESCE=0
- * to turn dynamic batching off in both deployments.
+ * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), SHARDS
+ * (comma-separated shard counts, default 4,2), COALESCE=0 to turn dynamic batching off in
+ * every deployment.
  */
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { readHotnessOrder } from '../src/serving/hotness.ts';
@@ -21,6 +23,7 @@ import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const STEP_S = Number(process.env.STEP_S ?? 3);
+const SHARDS = (process.env.SHARDS ?? '4,2').split(',').map(Number);
 /** Dynamic batching at the front end, as `serve` runs by default; COALESCE=0 turns it off in both deployments. */
 const COALESCE = process.env.COALESCE === '0' ? null : { maxConcurrent: 2, maxSamples: 512 };
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -84,7 +87,10 @@ function wireBytes(plan: Plan): { pooled: number; raw: number } {
   return { pooled: pooled / queries.length, raw: raw / queries.length };
 }
 
-const plan: Plan = { ...rowWisePlan(config, { shards: 4, replicas: 1, cacheRows: Math.round(ROWS * 0.02), dense: 'router', denseReplicas: 1 }), hotness: { profile: profileFile } };
+const planOf = (shards: number): Plan => ({
+  ...rowWisePlan(config, { shards, replicas: 1, cacheRows: Math.round(ROWS * 0.02), dense: 'router', denseReplicas: 1 }),
+  hotness: { profile: profileFile },
+});
 const mono = await measure('monolithic (one process, whole model)', null);
 const half = mono.maxQps / 2;
 const monoHalf = await runHalf();
@@ -98,13 +104,18 @@ async function runHalf(): Promise<RunResult> {
   }
 }
 mono.atHalf = monoHalf;
-const disagg = await measure('disaggregated: row-wise 4 shards in hotness order, dense in router, cache 2% of rows', plan, half);
-const bytes = wireBytes(plan);
+const disaggs: Measured[] = [];
+for (const shards of SHARDS) disaggs.push(await measure(`disaggregated: row-wise ${shards} shards in hotness order, dense in router, cache 2% of rows`, planOf(shards), half));
+const bytes = wireBytes(planOf(SHARDS[0]));
 
 const row = (m: Measured) => [m.label, m.processes, m.maxQps.toFixed(0), m.atMax?.latency.p99Ms.toFixed(2) ?? '-', m.atHalf?.latency.p99Ms.toFixed(2) ?? '-', formatBytes(m.rss)];
 console.log(`\nbench:serving — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality ${LOCALITY}, p99 SLA ${SLA_MS} ms, load generator in the same 2-core machine`);
-console.log(renderTable(['deployment', 'processes', 'max qps', 'p99 at max ms', `p99 at ${half.toFixed(0)} qps ms`, 'memory (RSS)'], [row(mono), row(disagg)]));
-console.log(`\nratios (disaggregated ÷ monolithic): max QPS ${(disagg.maxQps / mono.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(disagg.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(disagg.rss / mono.rss).toFixed(2)}×`);
-console.log(`router cache hit rate: ${(100 * disagg.hitRate!).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
-console.log(`internal bytes per query: measured ${formatBytes(disagg.wireBytesPerQuery!)}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more)`);
+console.log(renderTable(['deployment', 'processes', 'max qps', 'p99 at max ms', `p99 at ${half.toFixed(0)} qps ms`, 'memory (RSS)'], [row(mono), ...disaggs.map(row)]));
+console.log('');
+disaggs.forEach((d, i) => {
+  console.log(`ratios, ${SHARDS[i]} shards ÷ monolithic: max QPS ${(d.maxQps / mono.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(d.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(d.rss / mono.rss).toFixed(2)}×`);
+});
+const first = disaggs[0];
+console.log(`router cache hit rate: ${(100 * first.hitRate!).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
+console.log(`internal bytes per query (${SHARDS[0]} shards): measured ${formatBytes(first.wireBytesPerQuery!)}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more)`);
 remove();
