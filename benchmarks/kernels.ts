@@ -97,14 +97,7 @@ async function benchBucketize(): Promise<(string | number)[][]> {
   const T = config.tables.length;
   const plan = rowWisePlan(config, { shards: 4, replicas: 1, cacheRows: 2000, dense: 'router', denseReplicas: 1 });
   const rng = new Rng(11);
-  const order = config.tables.map((t) => {
-    const p = Int32Array.from({ length: t.rows }, (_, i) => i);
-    for (let i = p.length - 1; i > 0; i--) {
-      const j = rng.below(i + 1);
-      [p[i], p[j]] = [p[j], p[i]];
-    }
-    return p;
-  });
+  const order = config.tables.map((t) => rng.permutation(t.rows));
   const rows: (string | number)[][] = [];
   for (const batch of [8, 256]) {
     const pooling = 128;

@@ -15,6 +15,7 @@ import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
+import { encodeLookupRequest, encodeLookupResponse } from '../src/serving/messages.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/memory.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
@@ -70,18 +71,24 @@ async function measure(label: string, plan: Plan | null, halfQps?: number): Prom
   }
 }
 
-/** Internal bytes per query by construction, running the router's own bucketizer over the trace. */
+/**
+ * Internal payload bytes per query by construction (what shardwise_wire_bytes_total counts),
+ * running the router's own bucketizer and frame encoders over the trace; the raw variant
+ * answers with one row per id in a lookup response's layout.
+ */
 function wireBytes(plan: Plan): { pooled: number; raw: number } {
   const b = new Bucketizer(config.tables.length, plan.shards, plan.router.cacheRows, readHotnessOrder(plan, config));
   const d = config.embeddingDim;
+  const bytes = (parts: Buffer[]) => parts.reduce((sum, part) => sum + part.length, 0);
+  const response = (batch: number, pieces: number) => bytes(encodeLookupResponse({ batch, pieces, dim: d, sums: new Float32Array(batch * pieces * d) }));
   let pooled = 0;
   let raw = 0;
   for (const q of queries) {
     for (const req of b.split(q).shards) {
       if (req.ids.length === 0) continue;
-      const request = 12 + 16 + 4 * (req.offsets.length + req.ids.length);
-      pooled += request + 12 + 12 + 4 * req.batch * req.pieces * d;
-      raw += request + 12 + 12 + 4 * req.ids.length * d;
+      const request = bytes(encodeLookupRequest(req));
+      pooled += request + response(req.batch, req.pieces);
+      raw += request + response(req.ids.length, 1);
     }
   }
   return { pooled: pooled / queries.length, raw: raw / queries.length };

@@ -9,18 +9,9 @@
 namespace shardwise {
 namespace {
 
-constexpr int64_t PREFETCH_IDS = 16;
-
 napi_value fail(napi_env env, const char* message) {
   napi_throw_range_error(env, "SW_NATIVE", message);
   return nullptr;
-}
-
-template <size_t N>
-bool args(napi_env env, napi_callback_info info, napi_value (&a)[N]) {
-  size_t argc = N;
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  return argc == N;
 }
 
 }  // namespace
@@ -60,11 +51,6 @@ napi_value BucketizeCount(napi_env env, napi_callback_info info) {
       const int64_t s0 = offsets.data[bag], e0 = offsets.data[bag + 1];
       if (s0 < 0 || e0 < s0 || e0 > static_cast<int64_t>(indices.length)) return fail(env, "bucketizeCount: offsets outside the indices");
       for (int64_t k = s0; k < e0; k++) {
-        // Positions are random reads into a table-sized permutation: keep some in flight.
-        if (position.data && k + PREFETCH_IDS < e0) {
-          const int64_t ahead = indices.data[k + PREFETCH_IDS];
-          if (ahead >= 0 && ahead < static_cast<int64_t>(position.length)) __builtin_prefetch(position.data + ahead, 0, 3);
-        }
         int64_t pos = indices.data[k];
         if (position.data) {
           if (pos < 0 || pos >= static_cast<int64_t>(position.length)) return fail(env, "bucketizeCount: id outside its table's order");

@@ -80,23 +80,16 @@ const char* poolBags(const BagArgs& a, Cursor& ahead) {
 // embeddingBag(table, dim, indices, offsets, weights|null, mean, numBags, bagStart, bagStride,
 //              out, outStart, outStride)
 napi_value EmbeddingBag(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
   napi_value a[12];
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc != 12) {
+  if (!args(env, info, a)) {
     napi_throw_type_error(env, "SW_NATIVE", "embeddingBag takes 12 arguments");
     return nullptr;
   }
-  F32 table{}, out{}, weights{};
-  I32 indices{}, offsets{};
-  napi_valuetype wtype;
-  napi_typeof(env, a[4], &wtype);
-  const bool hasWeights = wtype != napi_null && wtype != napi_undefined;
-  if (!typedArray(env, a[0], napi_float32_array, (void**)&table.data, &table.length) ||
-      !typedArray(env, a[2], napi_int32_array, (void**)&indices.data, &indices.length) ||
-      !typedArray(env, a[3], napi_int32_array, (void**)&offsets.data, &offsets.length) ||
-      (hasWeights && !typedArray(env, a[4], napi_float32_array, (void**)&weights.data, &weights.length)) ||
-      !typedArray(env, a[9], napi_float32_array, (void**)&out.data, &out.length)) {
+  F32 table, out, weights;
+  I32 indices, offsets;
+  const bool hasWeights = !isNull(env, a[4]);
+  if (!f32(env, a[0], &table) || !i32(env, a[2], &indices) || !i32(env, a[3], &offsets) || (hasWeights && !f32(env, a[4], &weights)) ||
+      !f32(env, a[9], &out)) {
     napi_throw_type_error(env, "SW_NATIVE", "embeddingBag: expected Float32Array table/weights/out and Int32Array indices/offsets");
     return nullptr;
   }

@@ -26,6 +26,14 @@ inline bool isNull(napi_env env, napi_value v) {
   return t == napi_null || t == napi_undefined;
 }
 
+// Reads exactly N arguments; false when the call passed another count.
+template <size_t N>
+bool args(napi_env env, napi_callback_info info, napi_value (&a)[N]) {
+  size_t argc = N;
+  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
+  return argc == N;
+}
+
 inline int64_t toInt(napi_env env, napi_value v) {
   int64_t out = 0;
   napi_get_value_int64(env, v, &out);

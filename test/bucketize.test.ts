@@ -73,14 +73,7 @@ test('native and TypeScript bucketize passes split a random weighted batch ident
     const cuts = [0, ...Array.from({ length: t + 1 }, (_, i) => Math.round(((i + 1) * rows) / (t + 2))), rows];
     for (let i = 0; i + 1 < cuts.length; i++) shards[(i + t) % 3].pieces.push({ table: t, rowStart: cuts[i], rowEnd: cuts[i + 1] });
   }
-  const order = Array.from({ length: T }, () => {
-    const p = Int32Array.from({ length: rows }, (_, i) => i);
-    for (let i = rows - 1; i > 0; i--) {
-      const j = rng.below(i + 1);
-      [p[i], p[j]] = [p[j], p[i]];
-    }
-    return p;
-  });
+  const order = Array.from({ length: T }, () => rng.permutation(rows));
   const offsets = new Int32Array(B * T + 1);
   for (let i = 0; i < B * T; i++) offsets[i + 1] = offsets[i] + rng.below(12);
   const indices = Int32Array.from({ length: offsets[B * T] }, () => rng.below(rows));

@@ -18,12 +18,12 @@ export interface SplitBatch {
 /** A grow-only typed array: per-batch scratch without per-batch allocation (and the major GCs it triggers). */
 class Scratch<A extends Int32Array | Float32Array> {
   private array: A;
-  constructor(private readonly make: (n: number) => A) {
-    this.array = make(1024);
+  constructor(private readonly Type: new (n: number) => A) {
+    this.array = new Type(1024);
   }
   /** The first n elements; zeroed when asked (counters), else left as they were. */
   take(n: number, zero: boolean): A {
-    if (this.array.length < n) this.array = this.make(Math.max(n, 2 * this.array.length));
+    if (this.array.length < n) this.array = new this.Type(Math.max(n, 2 * this.array.length));
     const out = this.array.subarray(0, n) as A;
     if (zero) out.fill(0);
     return out;
@@ -45,15 +45,15 @@ export class Bucketizer {
   private readonly routePiece: Int32Array;
   readonly piecesPerShard: number[];
   private readonly stride: Int32Array;
-  private readonly slotOf = new Scratch((n) => new Int32Array(n));
-  private readonly local = new Scratch((n) => new Int32Array(n));
-  private readonly counts = new Scratch((n) => new Int32Array(n));
-  private readonly cursor = new Scratch((n) => new Int32Array(n));
-  private readonly weightShift = new Scratch((n) => new Int32Array(n));
-  private readonly cacheOffsets = new Scratch((n) => new Int32Array(n));
-  private readonly cacheCursor = new Scratch((n) => new Int32Array(n));
-  private readonly cacheIds = new Scratch((n) => new Int32Array(n));
-  private readonly cacheWeights = new Scratch((n) => new Float32Array(n));
+  private readonly slotOf = new Scratch(Int32Array);
+  private readonly local = new Scratch(Int32Array);
+  private readonly counts = new Scratch(Int32Array);
+  private readonly cursor = new Scratch(Int32Array);
+  private readonly weightShift = new Scratch(Int32Array);
+  private readonly cacheOffsets = new Scratch(Int32Array);
+  private readonly cacheCursor = new Scratch(Int32Array);
+  private readonly cacheIds = new Scratch(Int32Array);
+  private readonly cacheWeights = new Scratch(Float32Array);
 
   constructor(
     private readonly tableCount: number,

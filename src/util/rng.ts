@@ -46,6 +46,16 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
+  permutation(n: number): Int32Array {
+    const p = Int32Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.below(i + 1);
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+    return p;
+  }
+
   /** Fills `out` with uniform values in [-scale, scale). */
   fillUniform(out: Float32Array, scale: number): void {
     const k = (2 * scale) / 4294967296;
