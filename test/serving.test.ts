@@ -13,7 +13,7 @@ import { validatePlan } from '../src/plan/validate.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
-import { encodeRequest } from '../src/protocol/oip.ts';
+import { decodeBinaryScores, encodeRequest } from '../src/protocol/oip.ts';
 import { inferBinary } from '../src/protocol/oip-client.ts';
 import type { Batch } from '../src/model/batch.ts';
 import { ShardwiseError } from '../src/util/errors.ts';
@@ -64,6 +64,39 @@ async function inferJson(port: number, name: string, batch: Batch, numDense: num
   const res = await fetch(`http://127.0.0.1:${port}/v2/models/${name}/infer`, { method: 'POST', body: JSON.stringify(encodeRequest(batch, numDense)) });
   assert.equal(res.status, 200, await res.clone().text());
   return Float32Array.from((await res.json()).outputs[0].data);
+}
+
+/** A binary-extension body built by hand: the id's length moves where the binary section starts. */
+function binaryRequest(batch: Batch, numDense: number, id: string, idType: 'INT32' | 'INT64'): { body: Buffer; headerLength: number } {
+  const ids = (a: Int32Array) => (idType === 'INT32' ? Buffer.from(a.buffer, a.byteOffset, a.byteLength) : Buffer.from(BigInt64Array.from(a, BigInt).buffer));
+  const tensors: [string, string, number[], Buffer][] = [
+    ['dense', 'FP32', [batch.size, numDense], Buffer.from(batch.dense.buffer, batch.dense.byteOffset, batch.dense.byteLength)],
+    ['indices', idType, [batch.indices.length], ids(batch.indices)],
+    ['offsets', idType, [batch.offsets.length], ids(batch.offsets)],
+  ];
+  const inputs = tensors.map(([name, datatype, shape, b]) => ({ name, datatype, shape, parameters: { binary_data_size: b.length } }));
+  const header = Buffer.from(JSON.stringify({ id, inputs, parameters: { binary_data_output: true } }));
+  return { body: Buffer.concat([header, ...tensors.map((t) => t[3])]), headerLength: header.length };
+}
+
+function postBinary(port: number, name: string, req: { body: Buffer; headerLength: number }, chunked: boolean): Promise<Float32Array> {
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { 'inference-header-content-length': req.headerLength };
+    if (!chunked) headers['content-length'] = req.body.length;
+    const r = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/v2/models/${name}/infer`, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (res.statusCode !== 200) return reject(new Error(`${res.statusCode}: ${body}`));
+        resolve(decodeBinaryScores(body, Number(res.headers['inference-header-content-length'])));
+      });
+    });
+    r.on('error', reject);
+    // Two writes: chunked transfer without a length, or one body arriving in pieces.
+    r.write(req.body.subarray(0, 7));
+    r.end(req.body.subarray(7));
+  });
 }
 
 async function infer(port: number, name: string, batch: Batch, numDense: number): Promise<Float32Array> {
@@ -181,9 +214,19 @@ test('the monolithic server, the public API contract, bad requests and metrics',
     // Still serving after bad requests.
     const scores = await inferJson(sup.routerPort, 'tiny', q, 4);
     assert.equal(scores.length, 5);
+    // Binary bodies decode the same at every alignment of the binary section (views or copies),
+    // with INT64 or INT32 ids, with a Content-Length or chunked.
+    for (let idLength = 0; idLength < 4; idLength++) {
+      for (const idType of ['INT32', 'INT64'] as const) {
+        for (const chunked of [false, true]) {
+          const got = await postBinary(sup.routerPort, 'tiny', binaryRequest(q, 4, 'x'.repeat(idLength), idType), chunked);
+          assert.ok(maxAbsDiff(got, scores) < 1e-6, `id of ${idLength} chars, ${idType}, chunked ${chunked}`);
+        }
+      }
+    }
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /shardwise_requests_total\{service="model",outcome="bad_request"\} 2/);
-    assert.match(metrics, /shardwise_request_duration_seconds_count\{service="model",stage="total"\} 3/);
+    assert.match(metrics, /shardwise_request_duration_seconds_count\{service="model",stage="total"\} 19/);
   } finally {
     await stop(sup);
   }

@@ -18,8 +18,16 @@ const STOP_TIMEOUT_MS = 15_000;
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 
-/** Extra Node flags for every service process (e.g. --max-old-space-size=8192, --cpu-prof): space-separated. */
-const SERVICE_NODE_FLAGS = (process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/**
+ * V8 heap sizing for every service process: a serving process allocates a few hundred KiB of
+ * short-lived ArrayBuffers per query (bodies, frames, merged batches), which V8 counts against
+ * the old generation's limit; at the default initial limit the router ran a Mark-Compact every
+ * ~100 ms (326 in 30 s at 450 qps). A 128 MiB initial heap lets scavenges collect them: no
+ * Mark-Compacts and 23% less router CPU in the same run, peak RSS +23 MiB.
+ */
+const SERVICE_V8_FLAGS = ['--initial-heap-size=128'];
+/** Extra Node flags for every service process (e.g. --max-old-space-size=8192, --cpu-prof): space-separated; they come last, so they override the defaults. */
+const SERVICE_NODE_FLAGS = [...SERVICE_V8_FLAGS, ...(process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
 /**
  * glibc malloc settings for every service process unless GLIBC_TUNABLES is set: keep freed
  * memory (no trimming; blocks under 32 MiB from the heap, not fresh mmaps) so per-batch

@@ -61,13 +61,19 @@ function binaryBytes(t: OipTensor, src: { bytes: Buffer }, count: number): Buffe
   return src.bytes;
 }
 
+/** The bytes as a typed array: a view when 4-byte aligned (the HTTP server places bodies so), else a copy. */
+function view<T extends Float32Array | Int32Array>(b: Buffer, Type: { new (buffer: ArrayBuffer, offset: number, length: number): T; new (length: number): T }): T {
+  if (b.byteOffset % 4 === 0) return new Type(b.buffer as ArrayBuffer, b.byteOffset, b.length / 4);
+  const out = new Type(b.length / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
 function toFloat32(t: OipTensor, src: Source): Float32Array {
   const count = checkTensor(t, FLOAT_TYPES, 'FP32');
   let out: Float32Array;
   if ('bytes' in src) {
-    const b = binaryBytes(t, src, count);
-    out = new Float32Array(count);
-    new Uint8Array(out.buffer).set(b);
+    out = view(binaryBytes(t, src, count), Float32Array);
   } else {
     const values = jsonValues(t, src, count);
     out = new Float32Array(count);
@@ -88,21 +94,23 @@ const badId = (t: OipTensor, v: unknown, i: number) =>
 
 function toInt32(t: OipTensor, src: Source): Int32Array {
   const count = checkTensor(t, INTEGER_TYPES, 'INT64');
-  const out = new Int32Array(count);
   if ('bytes' in src) {
     const b = binaryBytes(t, src, count);
-    if (t.datatype === 'INT32') new Uint8Array(out.buffer).set(b);
-    else {
-      // INT64 little-endian: the high word must be 0 and the low word a non-negative int32.
-      for (let i = 0; i < count; i++) {
-        const lo = b.readInt32LE(8 * i);
-        if (b.readInt32LE(8 * i + 4) !== 0 || lo < 0) throw badId(t, b.readBigInt64LE(8 * i), i);
-        out[i] = lo;
-      }
+    if (t.datatype === 'INT32') {
+      const out = view(b, Int32Array);
+      for (let i = 0; i < count; i++) if (out[i] < 0) throw badId(t, out[i], i);
+      return out;
     }
-    for (let i = 0; i < count; i++) if (out[i] < 0) throw badId(t, out[i], i);
+    // INT64 little-endian: the high word must be 0 and the low word a non-negative int32.
+    const out = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      const lo = b.readInt32LE(8 * i);
+      if (b.readInt32LE(8 * i + 4) !== 0 || lo < 0) throw badId(t, b.readBigInt64LE(8 * i), i);
+      out[i] = lo;
+    }
     return out;
   }
+  const out = new Int32Array(count);
   const values = jsonValues(t, src, count);
   for (let i = 0; i < count; i++) {
     const v = values[i];
