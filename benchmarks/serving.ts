@@ -15,7 +15,7 @@ import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
-import { encodeLookupRequest, encodeLookupResponse } from '../src/serving/messages.ts';
+import { encodeLookupRequest, encodeLookupResponse, type LookupRequest } from '../src/serving/messages.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/memory.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
@@ -73,25 +73,46 @@ async function measure(label: string, plan: Plan | null, halfQps?: number): Prom
 
 /**
  * Internal payload bytes per query by construction (what shardwise_wire_bytes_total counts),
- * running the router's own bucketizer and frame encoders over the trace; the raw variant
- * answers with one row per id in a lookup response's layout.
+ * running the router's own bucketizer and frame encoders over the trace. The raw variant
+ * answers with one row per id in a lookup response's layout; raw + dedupe sends each
+ * distinct (piece, row) of a request once, both ways (FlexEMR's dedupe: the router would
+ * keep the bag mapping and pool).
  */
-function wireBytes(plan: Plan): { pooled: number; raw: number } {
+function wireBytes(plan: Plan): { pooled: number; raw: number; rawDeduped: number; duplicateShare: number } {
   const b = new Bucketizer(config.tables.length, plan.shards, plan.router.cacheRows, readHotnessOrder(plan, config));
   const d = config.embeddingDim;
   const bytes = (parts: Buffer[]) => parts.reduce((sum, part) => sum + part.length, 0);
   const response = (batch: number, pieces: number) => bytes(encodeLookupResponse({ batch, pieces, dim: d, sums: new Float32Array(batch * pieces * d) }));
   let pooled = 0;
   let raw = 0;
+  let rawDeduped = 0;
+  let lookups = 0;
+  let distinct = 0;
   for (const q of queries) {
     for (const req of b.split(q).shards) {
       if (req.ids.length === 0) continue;
       const request = bytes(encodeLookupRequest(req));
+      const unique = distinctRows(req);
       pooled += request + response(req.batch, req.pieces);
       raw += request + response(req.ids.length, 1);
+      rawDeduped += request - 4 * (req.ids.length - unique) + response(unique, 1);
+      lookups += req.ids.length;
+      distinct += unique;
     }
   }
-  return { pooled: pooled / queries.length, raw: raw / queries.length };
+  return { pooled: pooled / queries.length, raw: raw / queries.length, rawDeduped: rawDeduped / queries.length, duplicateShare: 1 - distinct / lookups };
+}
+
+/** Distinct (piece, row) pairs among a request's lookups. */
+function distinctRows(req: LookupRequest): number {
+  const keys = new Float64Array(req.ids.length);
+  for (let bag = 0; bag < req.batch * req.pieces; bag++) {
+    for (let k = req.offsets[bag]; k < req.offsets[bag + 1]; k++) keys[k] = (bag % req.pieces) * 2 ** 31 + req.ids[k];
+  }
+  keys.sort();
+  let n = keys.length > 0 ? 1 : 0;
+  for (let k = 1; k < keys.length; k++) if (keys[k] !== keys[k - 1]) n++;
+  return n;
 }
 
 const planOf = (shards: number): Plan => ({
@@ -124,5 +145,5 @@ disaggs.forEach((d, i) => {
 });
 const first = disaggs[0];
 console.log(`router cache hit rate: ${(100 * first.hitRate!).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
-console.log(`internal bytes per query (${SHARDS[0]} shards): measured ${formatBytes(first.wireBytesPerQuery!)}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more)`);
+console.log(`internal bytes per query (${SHARDS[0]} shards): measured ${formatBytes(first.wireBytesPerQuery!)}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more), ${formatBytes(bytes.rawDeduped)} raw with ids deduped within the batch (${(bytes.rawDeduped / bytes.pooled).toFixed(1)}×; ${(100 * bytes.duplicateShare).toFixed(1)}% of a request's lookups repeat a row)`);
 remove();
