@@ -56,12 +56,14 @@ async function measure(label: string, plan: Plan | null, halfQps?: number): Prom
       log(`  at ${halfQps.toFixed(0)} qps: p99 ${out.atHalf.latency.p99Ms.toFixed(2)} ms`);
     }
     if (plan) {
-      const url = target.url;
-      const hits = await scrapeMetric(url, 'shardwise_cache_lookups_total', 'result="hit"');
-      const misses = await scrapeMetric(url, 'shardwise_cache_lookups_total', 'result="miss"');
-      const sent = await scrapeMetric(url, 'shardwise_wire_bytes_total', 'direction="sent"');
-      const received = await scrapeMetric(url, 'shardwise_wire_bytes_total', 'direction="received"');
-      const served = await scrapeMetric(url, 'shardwise_requests_total', 'outcome="ok"');
+      // Summed over router replicas, each scraped on its own metrics port.
+      const routers = sup.replicas().filter((r) => r.role === 'router').map((r) => `http://127.0.0.1:${r.metricsPort}`);
+      const total = async (name: string, labels: string) => (await Promise.all(routers.map((u) => scrapeMetric(u, name, labels)))).reduce((a, b) => a + b, 0);
+      const hits = await total('shardwise_cache_lookups_total', 'result="hit"');
+      const misses = await total('shardwise_cache_lookups_total', 'result="miss"');
+      const sent = await total('shardwise_wire_bytes_total', 'direction="sent"');
+      const received = await total('shardwise_wire_bytes_total', 'direction="received"');
+      const served = await total('shardwise_requests_total', 'outcome="ok"');
       out.hitRate = hits / Math.max(1, hits + misses);
       out.wireBytesPerQuery = (sent + received) / Math.max(1, served);
     }

@@ -271,6 +271,42 @@ test('a malformed frame closes that connection only; a killed shard replica is r
   }
 });
 
+test('router replicas share the public port, each counted on its own metrics port; a killed router is restarted', async () => {
+  const plan: Plan = { ...rowWisePlan(sumConfig, { shards: 2, replicas: 1, cacheRows: 8, dense: 'router', denseReplicas: 1 }), router: { replicas: 2, cacheRows: 8 } };
+  const sup = await serve(models.sum, plan);
+  const served = async () => {
+    const routers = sup.replicas().filter((r) => r.role === 'router');
+    return Promise.all(routers.map((r) => scrapeMetric(`http://127.0.0.1:${r.metricsPort}`, 'shardwise_requests_total', 'outcome="ok"')));
+  };
+  const burst = async (n: number) => {
+    // Fresh connections: the supervisor hands each to the next router in turn.
+    const body = JSON.stringify(encodeRequest(queries(sumConfig, 1, 5)[0], 4));
+    assert.deepEqual(await Promise.all(Array.from({ length: n }, () => postRaw(sup.routerPort, '/v2/models/tiny/infer', body))), Array(n).fill(200));
+  };
+  try {
+    const routers = sup.replicas().filter((r) => r.role === 'router');
+    assert.equal(routers.length, 2);
+    assert.equal(routers[0].port, routers[1].port, 'one public port');
+    assert.notEqual(routers[0].metricsPort, routers[1].metricsPort);
+    await burst(20);
+    const counts = await served();
+    assert.equal(counts[0] + counts[1], 20);
+    assert.ok(counts.every((c) => c > 0), `both routers served: ${counts}`);
+    // A dead router is restarted on the same port; once its death is seen, the survivor serves alone.
+    process.kill(routers[0].pid, 'SIGKILL');
+    for (let i = 0; i < 100 && sup.replicas().some((r) => r.pid === routers[0].pid); i++) await new Promise((r) => setTimeout(r, 20));
+    await burst(10);
+    for (let i = 0; i < 100 && !sup.replicas().some((r) => r.role === 'router' && r.restarts === 1); i++) await new Promise((r) => setTimeout(r, 100));
+    const back = sup.replicas().filter((r) => r.role === 'router');
+    assert.equal(back.length, 2);
+    assert.ok(back.some((r) => r.restarts === 1 && r.pid !== routers[0].pid && r.port === routers[0].port));
+    await burst(40);
+    assert.ok((await served()).every((c) => c > 0), 'the restarted router serves too');
+  } finally {
+    await stop(sup);
+  }
+});
+
 /** POST over a fresh connection with node:http (no client-side pooling or queueing). */
 function postRaw(port: number, path: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -278,6 +314,7 @@ function postRaw(port: number, path: string, body: string): Promise<number> {
       res.resume();
       res.on('end', () => resolve(res.statusCode!));
     });
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer from :${port} in 20 s`)));
     req.on('error', reject);
     req.end(body);
   });

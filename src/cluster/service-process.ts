@@ -9,6 +9,7 @@ import { FrameServer } from '../serving/frame-server.ts';
 import { ServiceMetrics, startMetricsServer } from '../serving/metrics.ts';
 import type { InferenceEngine } from '../serving/engine.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
+import type { InferenceHttpServer } from '../serving/http-api.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
 interface Running {
@@ -32,6 +33,23 @@ async function startFrameService(metrics: ServiceMetrics, handler: ConstructorPa
     metricsPort: side.port,
     close: async () => {
       await server.close();
+      side.server.close();
+    },
+  };
+}
+
+/**
+ * The public API on the shared port, and this replica's own metrics port: with several
+ * replicas behind one port, /metrics there answers for whichever took the connection.
+ */
+async function startFrontEnd(http: InferenceHttpServer, metrics: ServiceMetrics, port: number): Promise<Running> {
+  const publicPort = await http.listen(port);
+  const side = await startMetricsServer(metrics, () => true);
+  return {
+    port: publicPort,
+    metricsPort: side.port,
+    close: async () => {
+      await http.close();
       side.server.close();
     },
   };
@@ -67,8 +85,7 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadModel } = await import('../model/store.ts');
       const http = new InferenceHttpServer(await coalesced(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), cfg.coalesce), metrics);
-      const port = await http.listen(cfg.port);
-      return { port, metricsPort: port, close: () => http.close() };
+      return startFrontEnd(http, metrics, cfg.port);
     }
     case 'router': {
       const { DenseModel } = await import('../reference/dense-model.ts');
@@ -85,12 +102,9 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       const cache = cacheRows > 0 ? config.tables.map((t, i) => readHotnessRows(cfg.modelDir, manifest, order, i, 0, Math.min(cacheRows, t.rows))) : null;
       const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics);
-      const port = await http.listen(cfg.port);
       return {
-        port,
-        metricsPort: port,
+        ...(await startFrontEnd(http, metrics, cfg.port)),
         onReplicas: (m) => (m.shard === 'dense' ? (dense as InstanceType<typeof ReplicaPool>).setAddresses(m.addresses) : shards[m.shard].setAddresses(m.addresses)),
-        close: () => http.close(),
       };
     }
   }

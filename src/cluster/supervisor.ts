@@ -1,5 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +38,25 @@ const SERVICE_NODE_FLAGS = [...SERVICE_V8_FLAGS, ...(process.env.SHARDWISE_SERVI
  */
 const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432';
 
+/**
+ * Starts a service process. Front ends (router, monolithic) are cluster workers so that
+ * replicas of one front end listen on the same public port; the primary (this process) hands
+ * each new connection to the next replica. Round-robin, because replicas accepting from the
+ * shared socket themselves measured 20 of 20 fresh connections on one router. Its cost: a
+ * connection handed to a replica in the instant it crashes is lost with that replica's own.
+ * Internal services are plain child processes.
+ */
+function forkService(cfg: ServiceConfig): ChildProcess {
+  const execArgv = ['--import', TSX, ...SERVICE_NODE_FLAGS];
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
+  const env = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SERVICE_MALLOC_TUNABLES, [SERVICE_ENV]: JSON.stringify(cfg) };
+  if (cfg.role === 'router' || cfg.role === 'monolithic') {
+    cluster.setupPrimary({ exec: ENTRY, execArgv, stdio: [...stdio] });
+    return cluster.fork(env).process;
+  }
+  return fork(ENTRY, [], { execArgv, env: { ...process.env, ...env }, stdio: [...stdio] });
+}
+
 export interface ReplicaInfo {
   service: string;
   role: ServiceConfig['role'];
@@ -68,6 +89,18 @@ export interface SupervisorOptions {
   log?: (line: string) => void;
 }
 
+/** A free loopback port, so front-end replicas share a port of their own (cluster shares listeners by port). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 const address = (r: Replica): Address => (r.info.socketPath ? { path: r.info.socketPath } : { host: '127.0.0.1', port: r.info.port });
 
 /**
@@ -97,8 +130,9 @@ export class LocalSupervisor {
   }
 
   async start(): Promise<void> {
-    const { modelDir, plan, port, deadlineMs, coalesce } = this.opts;
+    const { modelDir, plan, deadlineMs, coalesce } = this.opts;
     try {
+      const port = this.opts.port || (await freePort());
       if (!plan) {
         await this.startGroup('model', [{ role: 'monolithic', service: 'model', modelDir, port, coalesce }]);
         return;
@@ -112,7 +146,8 @@ export class LocalSupervisor {
       await Promise.all(starts);
       const shards = plan.shards.map((s) => this.groups.get(s.name)!.map(address));
       const dense = (this.groups.get('dense') ?? []).map(address);
-      await this.startGroup('router', [{ role: 'router', service: 'router', modelDir, plan, port, shards, dense, deadlineMs, coalesce }]);
+      const router = { role: 'router' as const, service: 'router', modelDir, plan, port, shards, dense, deadlineMs, coalesce };
+      await this.startGroup('router', Array.from({ length: plan.router.replicas }, () => router));
     } catch (e) {
       await this.stop();
       throw e;
@@ -128,11 +163,7 @@ export class LocalSupervisor {
   private spawn(cfg: ServiceConfig, replica: number, restarts: number): Promise<Replica> {
     if (cfg.role === 'shard' || cfg.role === 'dense') cfg = { ...cfg, socketPath: path.join(this.socketDir, `${++this.sockets}.sock`) };
     return new Promise((resolve, reject) => {
-      const child = fork(ENTRY, [], {
-        execArgv: ['--import', TSX, ...SERVICE_NODE_FLAGS],
-        env: { GLIBC_TUNABLES: SERVICE_MALLOC_TUNABLES, ...process.env, [SERVICE_ENV]: JSON.stringify(cfg) },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
+      const child = forkService(cfg);
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         reject(new ShardwiseError(ErrorCodes.SERVICE, `${cfg.service} replica ${replica} did not become ready within ${READY_TIMEOUT_MS / 1000} s`));
@@ -186,14 +217,13 @@ export class LocalSupervisor {
     }
   }
 
-  /** Sends a service's current replica addresses to the router. */
+  /** Sends a service's current replica addresses to every router replica. */
   private publish(service: string): void {
-    const router = this.groups.get('router')?.[0];
     const plan = this.opts.plan;
-    if (!router || !plan || service === 'router') return;
+    if (!plan || service === 'router') return;
     const shard = service === 'dense' ? 'dense' : plan.shards.findIndex((s) => s.name === service);
     const msg: ParentMessage = { type: 'replicas', shard, addresses: this.groups.get(service)!.map(address) };
-    router.child.send(msg);
+    for (const router of this.groups.get('router') ?? []) if (router.child.connected) router.child.send(msg);
   }
 
   private stopReplica(r: Replica): Promise<void> {

@@ -55,7 +55,7 @@ export class ServiceMetrics {
   }
 }
 
-/** The side HTTP port of a service without a public API: /metrics and OIP health. */
+/** The side HTTP port of a service: /metrics and OIP health of this replica alone. */
 export function startMetricsServer(metrics: ServiceMetrics, isReady: () => boolean, port = 0, host = '127.0.0.1'): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer((req, res) => {
     if (req.url === '/metrics') return void metrics.handleMetrics(res);
@@ -65,6 +65,7 @@ export function startMetricsServer(metrics: ServiceMetrics, isReady: () => boole
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve({ server, port: (server.address() as { port: number }).port }));
+    // Exclusive: in a cluster worker (a front-end replica) the port is this replica's own, not shared.
+    server.listen({ port, host, exclusive: true }, () => resolve({ server, port: (server.address() as { port: number }).port }));
   });
 }
