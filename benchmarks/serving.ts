@@ -6,7 +6,8 @@
  * pooling.
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), SHARDS
- * (comma-separated shard counts, default 4,2), COALESCE=0 to turn dynamic batching off in
+ * (comma-separated shard counts, default 4,2), ROUTERS (router replicas of one more run of
+ * the first shard count, default 2; 1 skips it), COALESCE=0 to turn dynamic batching off in
  * every deployment.
  */
 import { rowWisePlan } from '../src/planner/row-wise.ts';
@@ -25,6 +26,7 @@ const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const STEP_S = Number(process.env.STEP_S ?? 3);
 const SHARDS = (process.env.SHARDS ?? '4,2').split(',').map(Number);
+const ROUTERS = Number(process.env.ROUTERS ?? 2);
 /** Dynamic batching at the front end, as `serve` runs by default; COALESCE=0 turns it off in both deployments. */
 const COALESCE = process.env.COALESCE === '0' ? null : { maxConcurrent: 2, maxSamples: 512 };
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -134,8 +136,13 @@ async function runHalf(): Promise<RunResult> {
   }
 }
 mono.atHalf = monoHalf;
+const runs: { label: string; plan: Plan }[] = SHARDS.map((shards) => ({ label: `${shards} shards`, plan: planOf(shards) }));
+if (ROUTERS > 1) {
+  const plan = planOf(SHARDS[0]);
+  runs.push({ label: `${SHARDS[0]} shards, ${ROUTERS} routers`, plan: { ...plan, router: { ...plan.router, replicas: ROUTERS } } });
+}
 const disaggs: Measured[] = [];
-for (const shards of SHARDS) disaggs.push(await measure(`disaggregated: row-wise ${shards} shards in hotness order, dense in router, cache 2% of rows`, planOf(shards), half));
+for (const r of runs) disaggs.push(await measure(`disaggregated: ${r.label}, row-wise in hotness order, dense in router, cache 2% of rows`, r.plan, half));
 const bytes = wireBytes(planOf(SHARDS[0]));
 
 const row = (m: Measured) => [m.label, m.processes, m.maxQps.toFixed(0), m.atMax?.latency.p99Ms.toFixed(2) ?? '-', m.atHalf?.latency.p99Ms.toFixed(2) ?? '-', formatBytes(m.rss)];
@@ -143,7 +150,7 @@ console.log(`\nbench:serving — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, 
 console.log(renderTable(['deployment', 'processes', 'max qps', 'p99 at max ms', `p99 at ${half.toFixed(0)} qps ms`, 'memory (RSS)'], [row(mono), ...disaggs.map(row)]));
 console.log('');
 disaggs.forEach((d, i) => {
-  console.log(`ratios, ${SHARDS[i]} shards ÷ monolithic: max QPS ${(d.maxQps / mono.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(d.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(d.rss / mono.rss).toFixed(2)}×`);
+  console.log(`ratios, ${runs[i].label} ÷ monolithic: max QPS ${(d.maxQps / mono.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(d.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(d.rss / mono.rss).toFixed(2)}×`);
 });
 const first = disaggs[0];
 console.log(`router cache hit rate: ${(100 * first.hitRate!).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
