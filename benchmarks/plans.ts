@@ -16,10 +16,11 @@ import { readCostModel, type CostModel } from '../src/planner/cost-model.ts';
 import { allStrategies } from '../src/planner/strategies.ts';
 import { runPlanner, type PlannedStrategy } from '../src/planner/planner.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
-import { processRss } from '../src/util/memory.ts';
+import { processRss } from '../src/util/process-stats.ts';
 import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
@@ -28,7 +29,6 @@ const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const RUN_S = Number(process.env.RUN_S ?? 20);
 const CACHE_ROWS = Number(process.env.CACHE_ROWS ?? 1000);
 const STEP_S = Number(process.env.STEP_S ?? 3);
-const COALESCE = { maxConcurrent: 2, maxSamples: 512 };
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 log(`model: RM1 shape, ${ROWS} rows per table; trace: 4000 queries of batch ${BATCH}, locality ${LOCALITY}`);
@@ -60,7 +60,7 @@ const plannedCapacity = (p: PlannedStrategy) => Math.min(...p.estimate.services.
 
 async function serve(p: PlannedStrategy, searchMax: boolean): Promise<Served> {
   log(`\n== ${p.plan.strategy}: ${p.plan.shards.map((s) => `${s.name}×${s.replicas}`).join(' ')}`);
-  const sup = new LocalSupervisor({ modelDir, plan: p.plan, port: 0, deadlineMs: 5000, coalesce: COALESCE, log });
+  const sup = new LocalSupervisor({ modelDir, plan: p.plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log });
   await sup.start();
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };

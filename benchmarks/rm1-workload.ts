@@ -13,9 +13,18 @@ import { readQueries } from '../src/workload/trace-format.ts';
 import { profileFromTrace } from '../src/profile/build.ts';
 import { writeProfile } from '../src/profile/format.ts';
 import { encodeQueries } from '../src/bench/load-generator.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import type { Plan } from '../src/plan/types.ts';
 
 export const BATCH = 8;
 export const LOCALITY = 0.9;
+
+/** A row-wise plan of `shards` in the profile's hotness order: dense in the router, the hottest 2% of rows cached there. */
+export function hotnessRowWisePlan(config: ModelConfig, shards: number, profileFile: string): Plan {
+  const cacheRows = Math.round(Math.min(...config.tables.map((t) => t.rows)) * 0.02);
+  return { ...rowWisePlan(config, { shards, replicas: 1, cacheRows, dense: 'router', denseReplicas: 1 }), hotness: { profile: profileFile } };
+}
 
 export function rm1Workload(name: string, rows: number, queryCount: number, seed: number) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `shardwise-bench-${name}-`));

@@ -10,7 +10,6 @@
  * the first shard count, default 2; 1 skips it), COALESCE=0 to turn dynamic batching off in
  * every deployment.
  */
-import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { readHotnessOrder } from '../src/serving/hotness.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
@@ -18,9 +17,10 @@ import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-gener
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { encodeLookupRequest, encodeLookupResponse, type LookupRequest } from '../src/serving/messages.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
-import { processRss } from '../src/util/memory.ts';
+import { processRss } from '../src/util/process-stats.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
-import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
+import { BATCH, LOCALITY, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
+import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
@@ -28,7 +28,7 @@ const STEP_S = Number(process.env.STEP_S ?? 3);
 const SHARDS = (process.env.SHARDS ?? '4,2').split(',').map(Number);
 const ROUTERS = Number(process.env.ROUTERS ?? 2);
 /** Dynamic batching at the front end, as `serve` runs by default; COALESCE=0 turns it off in both deployments. */
-const COALESCE = process.env.COALESCE === '0' ? null : { maxConcurrent: 2, maxSamples: 512 };
+const COALESCE = process.env.COALESCE === '0' ? null : DEFAULT_COALESCING;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; SLA p99 ≤ ${SLA_MS} ms`);
@@ -119,10 +119,7 @@ function distinctRows(req: LookupRequest): number {
   return n;
 }
 
-const planOf = (shards: number): Plan => ({
-  ...rowWisePlan(config, { shards, replicas: 1, cacheRows: Math.round(ROWS * 0.02), dense: 'router', denseReplicas: 1 }),
-  hotness: { profile: profileFile },
-});
+const planOf = (shards: number): Plan => hotnessRowWisePlan(config, shards, profileFile);
 const mono = await measure('monolithic (one process, whole model)', null);
 const half = mono.maxQps / 2;
 const monoHalf = await runHalf();

@@ -11,6 +11,7 @@ import type { Plan } from '../src/plan/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { validatePlan } from '../src/plan/validate.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { decodeBinaryScores, encodeRequest } from '../src/protocol/oip.ts';
@@ -36,15 +37,14 @@ const models = { sum: path.join(dir, 'sum'), mean: path.join(dir, 'mean') };
 generateModel(models.sum, sumConfig, 5);
 generateModel(models.mean, meanConfig, 5);
 
-/** Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge. */
-const COALESCE = { maxConcurrent: 2, maxSamples: 512 };
 const running = new Set<LocalSupervisor>();
 after(async () => {
   for (const s of running) await s.stop();
 });
 
+/** Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge. */
 async function serve(modelDir: string, plan: Plan | null): Promise<LocalSupervisor> {
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: COALESCE, log: () => {} });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: () => {} });
   running.add(sup);
   await sup.start();
   return sup;

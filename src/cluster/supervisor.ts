@@ -144,14 +144,17 @@ export class LocalSupervisor {
         starts.push(this.startGroup('dense', Array.from({ length: plan.dense.replicas }, () => ({ role: 'dense' as const, service: 'dense', modelDir }))));
       }
       await Promise.all(starts);
-      const shards = plan.shards.map((s) => this.groups.get(s.name)!.map(address));
-      const dense = (this.groups.get('dense') ?? []).map(address);
-      const router = { role: 'router' as const, service: 'router', modelDir, plan, port, shards, dense, deadlineMs, coalesce };
+      const router = { role: 'router' as const, service: 'router', modelDir, plan, port, ...this.internalAddresses(plan), deadlineMs, coalesce };
       await this.startGroup('router', Array.from({ length: plan.router.replicas }, () => router));
     } catch (e) {
       await this.stop();
       throw e;
     }
+  }
+
+  /** Where every shard's and the dense service's replicas are now. */
+  private internalAddresses(plan: Plan): { shards: Address[][]; dense: Address[] } {
+    return { shards: plan.shards.map((s) => this.groups.get(s.name)!.map(address)), dense: (this.groups.get('dense') ?? []).map(address) };
   }
 
   private async startGroup(service: string, cfgs: ServiceConfig[]): Promise<void> {
@@ -206,7 +209,9 @@ export class LocalSupervisor {
     group.splice(group.indexOf(r), 1);
     this.publish(r.info.service);
     try {
-      const fresh = await this.spawn(r.cfg, r.info.replica, r.info.restarts + 1);
+      // A router comes back with the internal services' current addresses, not those of its first start.
+      const cfg = r.cfg.role === 'router' ? { ...r.cfg, ...this.internalAddresses(r.cfg.plan) } : r.cfg;
+      const fresh = await this.spawn(cfg, r.info.replica, r.info.restarts + 1);
       fresh.restartTimes = [...r.restartTimes, now];
       if (this.stopped) return void fresh.child.kill('SIGTERM');
       group.splice(Math.min(r.info.replica, group.length), 0, fresh);

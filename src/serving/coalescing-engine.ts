@@ -9,6 +9,9 @@ export interface CoalescingOptions {
   maxSamples: number;
 }
 
+/** What `serve` runs by default: two batches in service, merged batches up to 512 samples. */
+export const DEFAULT_COALESCING: CoalescingOptions = { maxConcurrent: 2, maxSamples: 512 };
+
 interface Waiting {
   batch: Batch;
   resolve: (scores: Float32Array) => void;

@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import { native } from './native.ts';
 
 /** Below this, huge pages buy nothing. */
@@ -13,14 +12,4 @@ export function allocateTable(elements: number): Float32Array {
   const out = new Float32Array(elements);
   if (native && out.byteLength >= HUGE_PAGE_MIN_BYTES) native.adviseHugePages(out);
   return out;
-}
-
-/** Resident set size of a live process, from /proc (0 where /proc is not there). */
-export function processRss(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
 }

@@ -13,11 +13,12 @@ import { writePlan } from '../../plan/validate.ts';
 import { profileFromTrace } from '../../profile/build.ts';
 import { writeProfile } from '../../profile/format.ts';
 import { LocalSupervisor } from '../../cluster/supervisor.ts';
+import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { encodeQueries, runOpenLoop } from '../../bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../../protocol/oip-client.ts';
 import { embeddingBagBackend } from '../../kernels/embedding-bag.ts';
 import { formatBytes, formatCount, pct } from '../../util/format.ts';
-import { processRss } from '../../util/memory.ts';
+import { processRss } from '../../util/process-stats.ts';
 import { nonNegativeInt, positiveInt, positiveNumber, progress } from '../options.ts';
 import { describeModel } from './generate.ts';
 import { renderTraceStats } from './trace.ts';
@@ -65,7 +66,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
   const plan = { ...rowWisePlan(config, { shards: opts.shards, replicas: 1, cacheRows: Math.round(opts.rows * 0.02), dense: 'router', denseReplicas: 1 }), hotness: { profile: path.resolve(profileFile) } };
   writePlan(planFile, plan);
   progress(`[3/5] serving it disaggregated: ${plan.shards.length} embedding shards (${plan.strategy}, rows in the trace's hotness order, plan in ${planFile}), dense MLPs in the router`);
-  const supervisor = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: { maxConcurrent: 2, maxSamples: 512 }, log: progress });
+  const supervisor = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: progress });
   await supervisor.start();
   try {
     const url = `http://127.0.0.1:${supervisor.routerPort}`;

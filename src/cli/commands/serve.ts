@@ -3,6 +3,7 @@ import { readManifest } from '../../model/store.ts';
 import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
+import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
 import { nonNegativeInt, positiveInt, progress } from '../options.ts';
@@ -23,8 +24,8 @@ export function registerServe(program: Command): void {
     .option('--monolithic', 'serve the whole model in one process (the model-wise baseline)')
     .option('--port <port>', 'public HTTP port (Open Inference Protocol v2)', nonNegativeInt, 8080)
     .option('--deadline-ms <ms>', 'per-query deadline inside the router', positiveInt, 2000)
-    .option('--coalesce <n>', 'dynamic batching: batches in service at once, later arrivals merge (0: off)', nonNegativeInt, 2)
-    .option('--max-batch <samples>', 'largest merged batch', positiveInt, 512)
+    .option('--coalesce <n>', 'dynamic batching: batches in service at once, later arrivals merge (0: off)', nonNegativeInt, DEFAULT_COALESCING.maxConcurrent)
+    .option('--max-batch <samples>', 'largest merged batch', positiveInt, DEFAULT_COALESCING.maxSamples)
     .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number; coalesce: number; maxBatch: number }) => {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
       const config = configOf(readManifest(opts.model));
