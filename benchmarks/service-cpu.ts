@@ -5,8 +5,9 @@
  * generator (this process), in cores (CPU seconds per second) and ms per query, and latency.
  * CPU time is steadier than latency on a shared VM, so optimizations are judged here first.
  *
- * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000). SHARDWISE_SERVICE_NODE_FLAGS applies
- * to every service as usual (e.g. `--trace-gc` to count collections in the services' logs).
+ * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000). The services' own settings apply as
+ * usual: SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
+ * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections.
  */
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
@@ -29,7 +30,23 @@ interface Measured {
   label: string;
   /** CPU seconds per service (replicas summed) over the measured window. */
   cpu: Map<string, number>;
+  /** Seconds spent per `service/stage` over the window, from the services' stage histograms. */
+  stages: Map<string, number>;
   run: RunResult;
+}
+
+/** Per `service/stage`, the sum of its duration histogram on one replica's metrics port. */
+async function stageSeconds(metricsPort: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^shardwise_request_duration_seconds_sum\{service="([^"]+)",stage="([^"]+)"\} (\S+)$/gm)) out.set(`${m[1]}/${m[2]}`, Number(m[3]));
+  return out;
+}
+
+async function allStageSeconds(ports: number[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const one of await Promise.all(ports.map(stageSeconds))) for (const [k, v] of one) out.set(k, (out.get(k) ?? 0) + v);
+  return out;
 }
 
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
@@ -40,15 +57,19 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };
     await runOpenLoop(target, encoded, { qps: QPS, durationS: 2, timeoutMs: 10_000 }); // warm-up: JIT, connections
     const replicas = sup.replicas();
+    const ports = replicas.map((r) => r.metricsPort);
+    const stagesBefore = await allStageSeconds(ports);
     const before = replicas.map((r) => processCpuSeconds(r.pid));
     const self = process.cpuUsage();
     const run = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000 });
     const selfUsage = process.cpuUsage(self);
+    const stages = await allStageSeconds(ports);
+    for (const [k, v] of stagesBefore) stages.set(k, stages.get(k)! - v);
     const cpu = new Map<string, number>();
     replicas.forEach((r, i) => cpu.set(r.service, (cpu.get(r.service) ?? 0) + processCpuSeconds(r.pid) - before[i]));
     cpu.set('load generator (this process)', (selfUsage.user + selfUsage.system) / 1e6);
     log(`  ${run.achievedQps.toFixed(0)} qps served, p99 ${run.latency.p99Ms.toFixed(1)} ms`);
-    return { label, cpu, run };
+    return { label, cpu, stages, run };
   } finally {
     await sup.stop();
   }
@@ -73,6 +94,11 @@ console.log('');
 for (const d of deployments) {
   const l = d.run.latency;
   console.log(`${d.label}: ${d.run.achievedQps.toFixed(0)} qps served, p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, errors ${d.run.errors + d.run.timeouts}`);
+}
+console.log('\nwall time per query in each stage (stage histograms; includes waiting, so stages overlap):');
+for (const d of deployments) {
+  const parts = [...d.stages].filter(([k]) => !k.endsWith('/total')).map(([k, v]) => `${k} ${((1000 * v) / d.run.ok).toFixed(3)} ms`);
+  console.log(`  ${d.label}: ${parts.join(', ') || '(none besides total)'}`);
 }
 const servicesCpu = (d: Measured) => [...d.cpu].filter(([s]) => !s.startsWith('load generator')).reduce((sum, [, c]) => sum + c, 0) / d.run.ok;
 console.log(`service CPU per query, disaggregated ÷ monolithic: ${(servicesCpu(deployments[1]) / servicesCpu(deployments[0])).toFixed(2)}×`);

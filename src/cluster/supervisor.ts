@@ -23,13 +23,18 @@ const RESTART_WINDOW_MS = 60_000;
 /**
  * V8 heap sizing for every service process: a serving process allocates a few hundred KiB of
  * short-lived ArrayBuffers per query (bodies, frames, merged batches), which V8 counts against
- * the old generation's limit; at the default initial limit the router ran a Mark-Compact every
- * ~100 ms (326 in 30 s at 450 qps). A 128 MiB initial heap lets scavenges collect them: no
- * Mark-Compacts and 23% less router CPU in the same run, peak RSS +23 MiB.
+ * the old generation's limit; at V8's default the router ran a Mark-Compact every ~100 ms. A
+ * 128 MiB initial heap lets scavenges collect them (README, bench:cpu).
+ * SHARDWISE_SERVICE_HEAP_MB sets it; 0 leaves V8's default.
  */
-const SERVICE_V8_FLAGS = ['--initial-heap-size=128'];
+function serviceHeapFlags(): string[] {
+  const raw = process.env.SHARDWISE_SERVICE_HEAP_MB ?? '128';
+  const mb = Number(raw);
+  if (!Number.isInteger(mb) || mb < 0) throw new ShardwiseError(ErrorCodes.BAD_ARGUMENT, `SHARDWISE_SERVICE_HEAP_MB is ${JSON.stringify(raw)}`, 'give whole MiB, or 0 for V8\'s default');
+  return mb > 0 ? [`--initial-heap-size=${mb}`] : [];
+}
 /** Extra Node flags for every service process (e.g. --max-old-space-size=8192, --cpu-prof): space-separated; they come last, so they override the defaults. */
-const SERVICE_NODE_FLAGS = [...SERVICE_V8_FLAGS, ...(process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
+const serviceNodeFlags = () => [...serviceHeapFlags(), ...(process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
 /**
  * glibc malloc settings for every service process unless GLIBC_TUNABLES is set: keep freed
  * memory (no trimming; blocks under 32 MiB from the heap, not fresh mmaps) so per-batch
@@ -47,7 +52,7 @@ const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.mal
  * Internal services are plain child processes.
  */
 function forkService(cfg: ServiceConfig): ChildProcess {
-  const execArgv = ['--import', TSX, ...SERVICE_NODE_FLAGS];
+  const execArgv = ['--import', TSX, ...serviceNodeFlags()];
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
   const env = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SERVICE_MALLOC_TUNABLES, [SERVICE_ENV]: JSON.stringify(cfg) };
   if (cfg.role === 'router' || cfg.role === 'monolithic') {
