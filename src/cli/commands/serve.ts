@@ -30,15 +30,12 @@ export function registerServe(program: Command): void {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
       const config = configOf(readManifest(opts.model));
       const plan = opts.plan ? readPlan(opts.plan, config) : null;
-      if (plan && plan.router.replicas > 1) {
-        progress(`note: the plan asks for ${plan.router.replicas} router replicas; the local supervisor runs one (there is no front load balancer yet), so capacity is one router's`);
-      }
       const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch } : null;
       const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
       console.log(renderReplicas(supervisor.replicas()));
-      console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: /metrics; Ctrl-C to stop)`);
+      console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           progress(`${signal}: draining and stopping…`);
