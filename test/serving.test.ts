@@ -211,6 +211,18 @@ test('the monolithic server, the public API contract, bad requests and metrics',
     assert.equal(res.status, 400);
     assert.match((await res.json()).error, /'indices' has id 5000 at position 0/);
     assert.equal((await fetch(`${base}/v2/models/tiny/infer`, { method: 'POST', body: '{not json' })).status, 400);
+    // A body over the limit is refused by its Content-Length, with a message, not a reset.
+    const oversized = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const r = http.request({ host: '127.0.0.1', port: sup.routerPort, method: 'POST', path: '/v2/models/tiny/infer', headers: { 'content-length': 65 << 20 } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      r.on('error', reject);
+      r.write('{"inputs": [');
+    });
+    assert.equal(oversized.status, 400);
+    assert.match(oversized.body, /request body is over 67108864 bytes/);
     // Still serving after bad requests.
     const scores = await inferJson(sup.routerPort, 'tiny', q, 4);
     assert.equal(scores.length, 5);
@@ -225,8 +237,8 @@ test('the monolithic server, the public API contract, bad requests and metrics',
       }
     }
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    assert.match(metrics, /shardwise_requests_total\{service="model",outcome="bad_request"\} 2/);
-    assert.match(metrics, /shardwise_request_duration_seconds_count\{service="model",stage="total"\} 19/);
+    assert.match(metrics, /shardwise_requests_total\{service="model",outcome="bad_request"\} 3/);
+    assert.match(metrics, /shardwise_request_duration_seconds_count\{service="model",stage="total"\} 20/);
   } finally {
     await stop(sup);
   }

@@ -37,9 +37,11 @@ function readBody(req: http.IncomingMessage, headerLength: number | undefined): 
   const declared = Number(req.headers['content-length']);
   const pad = headerLength === undefined ? 0 : (4 - (headerLength % 4)) % 4;
   return new Promise((resolve, reject) => {
+    // Stop reading and answer; the connection closes after the answer (see infer).
     const tooBig = () => {
+      req.removeAllListeners('data');
+      req.pause();
       reject(badRequest(`request body is over ${MAX_BODY_BYTES} bytes`, 'send smaller batches'));
-      req.destroy();
     };
     if (declared > MAX_BODY_BYTES) return tooBig();
     const sized = Number.isInteger(declared) && declared >= 0;
@@ -155,6 +157,8 @@ export class InferenceHttpServer {
       const status = statusOf(e);
       if (status === 500) process.stderr.write(`${service}: infer failed: ${(e as Error).stack ?? e}\n`);
       this.metrics.requests.inc({ service, outcome: status === 400 ? 'bad_request' : status === 504 ? 'timeout' : 'error' });
+      // A body left unread cannot be skipped on a keep-alive connection: answer, then close it.
+      if (!req.complete) res.setHeader('connection', 'close');
       if (!res.headersSent) sendJson(res, status, { error: (e as Error).message, code: (e as ShardwiseError).code ?? 'SW_INTERNAL' });
     } finally {
       this.metrics.observe('total', t0);
