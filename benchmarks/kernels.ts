@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { embeddingBagNative, embeddingBagTs, type EmbeddingBagKernel } from '../src/kernels/embedding-bag.ts';
 import { bucketizeNative, bucketizeTs, type BucketizeKernels } from '../src/kernels/bucketize.ts';
-import { Bucketizer } from '../src/serving/bucketize.ts';
+import { Bucketizer, PREFETCH_IDS } from '../src/serving/bucketize.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { presetConfig } from '../src/model/presets.ts';
 import { TypeScriptMlp, type MlpSpec } from '../src/kernels/mlp.ts';
@@ -89,34 +89,45 @@ function mlpSpec(widths: number[]): MlpSpec {
 }
 
 /**
- * The router's bucketization of RM1-shaped batches (10 tables of 100k rows in a random hotness
- * order, pooling 128, a row-wise 4-shard plan, a 2% cache): ms per batch for both kernels.
+ * The router's bucketization of RM1-shaped batches (10 tables in a random hotness order,
+ * uniform random ids, pooling 128, a row-wise 4-shard plan, a 2% cache): ms per batch for the
+ * native passes with and without prefetching the permutation reads, and the TypeScript passes.
+ * Tables of 100k rows keep the permutations in cache; 20M rows (the RM1 size, 800 MB of
+ * permutations) do not.
  */
 async function benchBucketize(): Promise<(string | number)[][]> {
-  const config = presetConfig('rm1', 100_000);
-  const T = config.tables.length;
-  const plan = rowWisePlan(config, { shards: 4, replicas: 1, cacheRows: 2000, dense: 'router', denseReplicas: 1 });
-  const rng = new Rng(11);
-  const order = config.tables.map((t) => rng.permutation(t.rows));
   const rows: (string | number)[][] = [];
-  for (const batch of [8, 256]) {
-    const pooling = 128;
-    const batches = Array.from({ length: 16 }, () => ({
-      size: batch,
-      dense: new Float32Array(0),
-      indices: Int32Array.from({ length: batch * T * pooling }, () => rng.below(100_000)),
-      offsets: Int32Array.from({ length: batch * T + 1 }, (_, i) => i * pooling),
-      weights: null,
-    }));
-    const run = (kernels: BucketizeKernels) => {
-      const b = new Bucketizer(T, plan.shards, 2000, order, kernels);
-      let i = 0;
-      return bestMs(() => b.split(batches[i++ % batches.length]), Math.max(20, Math.round(2e6 / (batch * T * pooling))));
-    };
-    const tsMs = await run(bucketizeTs);
-    const nativeMs = bucketizeNative ? await run(bucketizeNative) : undefined;
-    const ids = batch * T * pooling;
-    rows.push([batch, ids, nativeMs?.toFixed(4) ?? 'n/a', tsMs.toFixed(4), nativeMs ? ((1e6 * nativeMs) / ids).toFixed(1) : 'n/a', ((1e6 * tsMs) / ids).toFixed(1), nativeMs ? `${(tsMs / nativeMs).toFixed(2)}×` : 'n/a']);
+  for (const tableRows of quick ? [100_000, 2_000_000] : [100_000, 20_000_000]) {
+    const config = presetConfig('rm1', tableRows);
+    const T = config.tables.length;
+    const cacheRows = Math.round(tableRows * 0.02);
+    const plan = rowWisePlan(config, { shards: 4, replicas: 1, cacheRows, dense: 'router', denseReplicas: 1 });
+    const rng = new Rng(11);
+    const order = config.tables.map((t) => rng.permutation(t.rows));
+    for (const batch of [8, 256]) {
+      const pooling = 128;
+      const batches = Array.from({ length: 16 }, () => ({
+        size: batch,
+        dense: new Float32Array(0),
+        indices: Int32Array.from({ length: batch * T * pooling }, () => rng.below(tableRows)),
+        offsets: Int32Array.from({ length: batch * T + 1 }, (_, i) => i * pooling),
+        weights: null,
+      }));
+      const run = (kernels: BucketizeKernels, prefetchIds: number) => {
+        const b = new Bucketizer(T, plan.shards, cacheRows, order, kernels, prefetchIds);
+        let i = 0;
+        return bestMs(() => b.split(batches[i++ % batches.length]), Math.max(20, Math.round(2e6 / (batch * T * pooling))));
+      };
+      const tsMs = await run(bucketizeTs, 0);
+      const plainMs = bucketizeNative ? await run(bucketizeNative, 0) : undefined;
+      const nativeMs = bucketizeNative ? await run(bucketizeNative, PREFETCH_IDS) : undefined;
+      const ids = batch * T * pooling;
+      const perId = (ms: number | undefined) => (ms === undefined ? 'n/a' : ((1e6 * ms) / ids).toFixed(1));
+      rows.push([
+        tableRows.toLocaleString(), batch, ids, nativeMs?.toFixed(4) ?? 'n/a', perId(nativeMs), perId(plainMs), perId(tsMs),
+        plainMs && nativeMs ? `${(plainMs / nativeMs).toFixed(2)}×` : 'n/a', nativeMs ? `${(tsMs / nativeMs).toFixed(2)}×` : 'n/a',
+      ]);
+    }
   }
   return rows;
 }
@@ -172,8 +183,8 @@ async function main() {
   console.log(renderTable(['table', 'pooling', 'batch', 'torch ms', 'native ms', 'ts ms', 'native GB/s', 'native vs torch', 'ts vs torch'], embRows));
   console.log('\nMLP (Linear+ReLU per layer), ms per call');
   console.log(renderTable(['mlp', 'batch', 'torch ms', 'onnxruntime ms', 'ts ms', 'ort GFLOP/s', 'ort vs torch', 'ts vs torch'], mlpRows));
-  console.log("\nRouter bucketization (RM1 shape: 10 tables × 100k rows in hotness order, pooling 128, row-wise 4 shards, 2% cache), ms per batch");
-  console.log(renderTable(['batch', 'ids', 'native ms', 'ts ms', 'native ns/id', 'ts ns/id', 'native vs ts'], bucketRows));
+  console.log(`\nRouter bucketization (RM1 shape: 10 tables in hotness order, pooling 128, row-wise 4 shards, 2% cache; native prefetches ${PREFETCH_IDS} ids ahead)`);
+  console.log(renderTable(['rows/table', 'batch', 'ids', 'native ms', 'native ns/id', 'no-prefetch ns/id', 'ts ns/id', 'prefetch gain', 'native vs ts'], bucketRows));
 }
 
 await main();

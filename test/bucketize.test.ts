@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bucketizer } from '../src/serving/bucketize.ts';
+import { PREFETCH_IDS, Bucketizer } from '../src/serving/bucketize.ts';
 import type { ShardSpec } from '../src/plan/types.ts';
 import { bucketizeNative, bucketizeTs } from '../src/kernels/bucketize.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -75,12 +75,13 @@ test('native and TypeScript bucketize passes split a random weighted batch ident
   }
   const order = Array.from({ length: T }, () => rng.permutation(rows));
   const offsets = new Int32Array(B * T + 1);
-  for (let i = 0; i < B * T; i++) offsets[i + 1] = offsets[i] + rng.below(12);
+  // Bags up to 39 ids, so the native pass's prefetching (ids ahead within a bag) runs too.
+  for (let i = 0; i < B * T; i++) offsets[i + 1] = offsets[i] + rng.below(40);
   const indices = Int32Array.from({ length: offsets[B * T] }, () => rng.below(rows));
   const batch = { size: B, dense: new Float32Array(0), indices, offsets, weights: Float32Array.from(indices, () => rng.next()) };
   const flat = (s: ReturnType<Bucketizer['split']>) => JSON.stringify([s.shards.map((r) => [[...r.offsets], [...r.ids], [...r.weights!]]), [...s.cache.offsets], [...s.cache.ids], [...s.cache.weights!]]);
   const ts = flat(new Bucketizer(T, shards, 20, order, bucketizeTs).split(batch));
-  assert.equal(flat(new Bucketizer(T, shards, 20, order, bucketizeNative!).split(batch)), ts);
+  for (const prefetchIds of [0, 4, PREFETCH_IDS]) assert.equal(flat(new Bucketizer(T, shards, 20, order, bucketizeNative!, prefetchIds).split(batch)), ts, `prefetch ${prefetchIds}`);
   assert.ok(JSON.parse(ts)[2].length > 0, 'some lookups hit the cache');
 });
 

@@ -9,6 +9,9 @@ import { native } from '../util/native.ts';
  * its bag slot is countBase[s] + b·stride[s] + p (slotOf[k], counts[slot + 1]++), and its row
  * inside the piece is position − routeStart (local[k]).
  *
+ * The native count prefetches the order entries of the ids `prefetchIds` ahead (0: none): they
+ * are random reads into a table-sized permutation. The TypeScript passes ignore it.
+ *
  * Place: every id's local row is written at its destination's next cursor (out or cacheIds),
  * and its weight, when weighted, at that position + weightShift[slot] (or into cacheWeights).
  */
@@ -17,6 +20,7 @@ export interface BucketizeKernels {
     indices: Int32Array, offsets: Int32Array, batch: number, tables: number, order: (Int32Array | null)[] | null,
     routeBase: Int32Array, routeStart: Int32Array, routeShard: Int32Array, routePiece: Int32Array, stride: Int32Array,
     countBase: Int32Array, cacheRows: number, slotOf: Int32Array, local: Int32Array, counts: Int32Array, cacheOffsets: Int32Array,
+    prefetchIds: number,
   ): void;
   place(
     offsets: Int32Array, batch: number, tables: number, weights: Float32Array | null, slotOf: Int32Array, local: Int32Array,
