@@ -79,25 +79,34 @@ function binaryRequest(batch: Batch, numDense: number, id: string, idType: 'INT3
   return { body: Buffer.concat([header, ...tensors.map((t) => t[3])]), headerLength: header.length };
 }
 
-function postBinary(port: number, name: string, req: { body: Buffer; headerLength: number }, chunked: boolean): Promise<Float32Array> {
+/**
+ * A POST over a fresh connection with node:http (no client-side pooling or queueing), the body
+ * written in `parts` (several parts: one body arriving in pieces, or chunked without a
+ * Content-Length). `end: false` leaves the body unfinished, for answers that come before it.
+ */
+function post(port: number, path: string, headers: http.OutgoingHttpHeaders, parts: (string | Buffer)[], end = true): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const headers: http.OutgoingHttpHeaders = { 'inference-header-content-length': req.headerLength };
-    if (!chunked) headers['content-length'] = req.body.length;
-    const r = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/v2/models/${name}/infer`, headers }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (res.statusCode !== 200) return reject(new Error(`${res.statusCode}: ${body}`));
-        resolve(decodeBinaryScores(body, Number(res.headers['inference-header-content-length'])));
-      });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
     });
-    r.on('error', reject);
-    // Two writes: chunked transfer without a length, or one body arriving in pieces.
-    r.write(req.body.subarray(0, 7));
-    r.end(req.body.subarray(7));
+    req.setTimeout(20_000, () => req.destroy(new Error(`no answer from :${port} in 20 s`)));
+    req.on('error', reject);
+    for (const part of parts) req.write(part);
+    if (end) req.end();
   });
 }
+
+async function postBinary(port: number, name: string, req: { body: Buffer; headerLength: number }, chunked: boolean): Promise<Float32Array> {
+  const headers: http.OutgoingHttpHeaders = { 'inference-header-content-length': req.headerLength };
+  if (!chunked) headers['content-length'] = req.body.length;
+  const res = await post(port, `/v2/models/${name}/infer`, headers, [req.body.subarray(0, 7), req.body.subarray(7)]);
+  if (res.status !== 200) throw new Error(`${res.status}: ${res.body}`);
+  return decodeBinaryScores(res.body, Number(res.headers['inference-header-content-length']));
+}
+
+const postRaw = async (port: number, path: string, body: string) => (await post(port, path, {}, [body])).status;
 
 async function infer(port: number, name: string, batch: Batch, numDense: number): Promise<Float32Array> {
   return inferBinary(`http://127.0.0.1:${port}`, name, batch, numDense);
@@ -212,17 +221,9 @@ test('the monolithic server, the public API contract, bad requests and metrics',
     assert.match((await res.json()).error, /'indices' has id 5000 at position 0/);
     assert.equal((await fetch(`${base}/v2/models/tiny/infer`, { method: 'POST', body: '{not json' })).status, 400);
     // A body over the limit is refused by its Content-Length, with a message, not a reset.
-    const oversized = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const r = http.request({ host: '127.0.0.1', port: sup.routerPort, method: 'POST', path: '/v2/models/tiny/infer', headers: { 'content-length': 65 << 20 } }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
-      r.on('error', reject);
-      r.write('{"inputs": [');
-    });
+    const oversized = await post(sup.routerPort, '/v2/models/tiny/infer', { 'content-length': 65 << 20 }, ['{"inputs": ['], false);
     assert.equal(oversized.status, 400);
-    assert.match(oversized.body, /request body is over 67108864 bytes/);
+    assert.match(oversized.body.toString(), /request body is over 67108864 bytes/);
     // Still serving after bad requests.
     const scores = await inferJson(sup.routerPort, 'tiny', q, 4);
     assert.equal(scores.length, 5);
@@ -318,19 +319,6 @@ test('router replicas share the public port, each counted on its own metrics por
     await stop(sup);
   }
 });
-
-/** POST over a fresh connection with node:http (no client-side pooling or queueing). */
-function postRaw(port: number, path: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode!));
-    });
-    req.setTimeout(20_000, () => req.destroy(new Error(`no answer from :${port} in 20 s`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 test('stop() drains queries already in flight, then leaves no process behind', async () => {
   const plan = rowWisePlan(sumConfig, { shards: 2, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });

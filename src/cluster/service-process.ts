@@ -20,22 +20,26 @@ interface Running {
   close(): Promise<void>;
 }
 
+/** A service's main listener plus its own side port for /metrics and health; close() closes both. */
+async function withMetricsPort(metrics: ServiceMetrics, main: Omit<Running, 'metricsPort'>): Promise<Running> {
+  const side = await startMetricsServer(metrics, () => true);
+  return {
+    ...main,
+    metricsPort: side.port,
+    close: async () => {
+      await main.close();
+      side.server.close();
+    },
+  };
+}
+
 /** Internal frames on a Unix socket when the supervisor gives one (same machine), else on a TCP port. */
 async function startFrameService(metrics: ServiceMetrics, handler: ConstructorParameters<typeof FrameServer>[1], socketPath?: string): Promise<Running> {
   const server = new FrameServer(metrics.service, handler);
   let port = 0;
   if (socketPath) await server.listenPath(socketPath);
   else port = await server.listen(0);
-  const side = await startMetricsServer(metrics, () => true);
-  return {
-    port,
-    socketPath,
-    metricsPort: side.port,
-    close: async () => {
-      await server.close();
-      side.server.close();
-    },
-  };
+  return withMetricsPort(metrics, { port, socketPath, close: () => server.close() });
 }
 
 /**
@@ -43,16 +47,7 @@ async function startFrameService(metrics: ServiceMetrics, handler: ConstructorPa
  * replicas behind one port, /metrics there answers for whichever took the connection.
  */
 async function startFrontEnd(http: InferenceHttpServer, metrics: ServiceMetrics, port: number): Promise<Running> {
-  const publicPort = await http.listen(port);
-  const side = await startMetricsServer(metrics, () => true);
-  return {
-    port: publicPort,
-    metricsPort: side.port,
-    close: async () => {
-      await http.close();
-      side.server.close();
-    },
-  };
+  return withMetricsPort(metrics, { port: await http.listen(port), close: () => http.close() });
 }
 
 async function coalesced(engine: InferenceEngine, opts: CoalescingOptions | null): Promise<InferenceEngine> {
