@@ -16,14 +16,15 @@ import { encodeQueries } from '../src/bench/load-generator.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import type { Plan } from '../src/plan/types.ts';
+import { DEFAULT_COALESCING, type CoalescingOptions } from '../src/serving/coalescing-engine.ts';
 
 export const BATCH = 8;
 export const LOCALITY = 0.9;
 
 /** A row-wise plan of `shards` in the profile's hotness order: dense in the router, the hottest 2% of rows cached there. */
-export function hotnessRowWisePlan(config: ModelConfig, shards: number, profileFile: string): Plan {
+export function hotnessRowWisePlan(config: ModelConfig, shards: number, profileFile: string, dense: Plan['dense']['placement'] = 'router'): Plan {
   const cacheRows = Math.round(Math.min(...config.tables.map((t) => t.rows)) * 0.02);
-  return { ...rowWisePlan(config, { shards, replicas: 1, cacheRows, dense: 'router', denseReplicas: 1 }), hotness: { profile: profileFile } };
+  return { ...rowWisePlan(config, { shards, replicas: 1, cacheRows, dense, denseReplicas: 1 }), hotness: { profile: profileFile } };
 }
 
 export function rm1Workload(name: string, rows: number, queryCount: number, seed: number) {
@@ -46,4 +47,17 @@ export function rm1Workload(name: string, rows: number, queryCount: number, seed
     encoded: encodeQueries(queries, config.numDense),
     remove: () => fs.rmSync(work, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Dynamic batching at the front end as the benchmarks run it, in every deployment of the run:
+ * `serve`'s default, or COALESCE=N batches in service at once (0 turns it off) and
+ * QUEUE_DELAY_MS its latency budget (as `serve --coalesce`, `--max-queue-delay-ms`).
+ */
+export function coalescingFromEnv(): CoalescingOptions | null {
+  const n = Number(process.env.COALESCE ?? DEFAULT_COALESCING.maxConcurrent);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`COALESCE must be a whole number of batches (0: off), got ${process.env.COALESCE}`);
+  const delay = Number(process.env.QUEUE_DELAY_MS ?? DEFAULT_COALESCING.maxDelayMs);
+  if (!(delay >= 0)) throw new Error(`QUEUE_DELAY_MS must be a number of milliseconds ≥ 0, got ${process.env.QUEUE_DELAY_MS}`);
+  return n === 0 ? null : { ...DEFAULT_COALESCING, maxConcurrent: n, maxDelayMs: delay };
 }

@@ -5,22 +5,23 @@
  * generator (this process), in cores (CPU seconds per second) and ms per query, and latency.
  * CPU time is steadier than latency on a shared VM, so optimizations are judged here first.
  *
- * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000). The services' own settings apply as
+ * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000), DENSE=service (the dense half in its
+ * own service instead of the router), COALESCE (as in bench:serving). The services' own settings apply as
  * usual: SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
  * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections.
  */
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { processCpuSeconds } from '../src/util/process-stats.ts';
 import { renderTable } from '../src/util/format.ts';
-import { BATCH, LOCALITY, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
+import { BATCH, LOCALITY, coalescingFromEnv, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
 
 const QPS = Number(process.env.QPS ?? 450);
 const DURATION_S = Number(process.env.DURATION_S ?? 30);
 const SHARDS = Number(process.env.SHARDS ?? 4);
 const ROWS = Number(process.env.ROWS ?? 100_000);
+const DENSE = process.env.DENSE === 'service' ? 'service' : 'router';
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; ${QPS} qps offered for ${DURATION_S} s`);
@@ -51,7 +52,7 @@ async function allStageSeconds(ports: number[]): Promise<Map<string, number>> {
 
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
   log(`== ${label}`);
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: coalescingFromEnv(), log });
   await sup.start();
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };
@@ -75,7 +76,7 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
   }
 }
 
-const deployments = [await measure('monolithic', null), await measure(`disaggregated: ${SHARDS} shards, row-wise in hotness order, dense in router, cache 2%`, hotnessRowWisePlan(config, SHARDS, profileFile))];
+const deployments = [await measure('monolithic', null), await measure(`disaggregated: ${SHARDS} shards, row-wise in hotness order, dense ${DENSE === 'service' ? 'service' : 'in router'}, cache 2%`, hotnessRowWisePlan(config, SHARDS, profileFile, DENSE))];
 
 const rows: (string | number)[][] = [];
 for (const d of deployments) {

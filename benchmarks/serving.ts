@@ -7,8 +7,8 @@
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), SHARDS
  * (comma-separated shard counts, default 4,2), ROUTERS (router replicas of one more run of
- * the first shard count, default 2; 1 skips it), COALESCE=0 to turn dynamic batching off in
- * every deployment.
+ * the first shard count, default 2; 1 skips it), COALESCE (batches in service at once at the
+ * front end, as `serve --coalesce`; 0 turns dynamic batching off in every deployment).
  */
 import { readHotnessOrder } from '../src/serving/hotness.ts';
 import type { Plan } from '../src/plan/types.ts';
@@ -19,16 +19,14 @@ import { encodeLookupRequest, encodeLookupResponse, type LookupRequest } from '.
 import { formatBytes, renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/process-stats.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
-import { BATCH, LOCALITY, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
+import { BATCH, LOCALITY, coalescingFromEnv, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
 
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const STEP_S = Number(process.env.STEP_S ?? 3);
 const SHARDS = (process.env.SHARDS ?? '4,2').split(',').map(Number);
 const ROUTERS = Number(process.env.ROUTERS ?? 2);
-/** Dynamic batching at the front end, as `serve` runs by default; COALESCE=0 turns it off in both deployments. */
-const COALESCE = process.env.COALESCE === '0' ? null : DEFAULT_COALESCING;
+const COALESCE = coalescingFromEnv();
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; SLA p99 ≤ ${SLA_MS} ms`);

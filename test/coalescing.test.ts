@@ -44,11 +44,34 @@ class FakeEngine implements InferenceEngine {
 
 test('an idle engine dispatches at once; a busy one merges arrivals and splits the scores back', async () => {
   const inner = new FakeEngine(20);
-  const engine = new CoalescingEngine(inner, { maxConcurrent: 1, maxSamples: 9 });
+  const engine = new CoalescingEngine(inner, { maxConcurrent: 1, maxSamples: 9, maxDelayMs: 0 });
   const qs = Array.from({ length: 7 }, () => gen.next());
   const results = await Promise.all(qs.map((q) => engine.infer(q)));
   qs.forEach((q, i) => assert.deepEqual(results[i], Float32Array.from([q.dense[0], q.dense[4], q.dense[8]])));
   assert.deepEqual(inner.calls, [3, 9, 9], 'first alone, then merged up to 9 samples');
-  const failing = new CoalescingEngine({ ...inner, config: tiny, infer: async () => Promise.reject(new Error('shard down')), close: async () => {} }, { maxConcurrent: 1, maxSamples: 9 });
+  const failing = new CoalescingEngine({ ...inner, config: tiny, infer: async () => Promise.reject(new Error('shard down')), close: async () => {} }, { maxConcurrent: 1, maxSamples: 9, maxDelayMs: 0 });
   await assert.rejects(failing.infer(qs[0]), /shard down/);
+});
+
+test('with a queue delay, a free slot waits for the budget or a full batch, and close sends what waits', async () => {
+  const inner = new FakeEngine(1);
+  const engine = new CoalescingEngine(inner, { maxConcurrent: 2, maxSamples: 9, maxDelayMs: 40 });
+  const qs = Array.from({ length: 4 }, () => gen.next());
+  const t0 = performance.now();
+  const first = engine.infer(qs[0]);
+  const second = engine.infer(qs[1]);
+  await first;
+  const waited = performance.now() - t0;
+  assert.ok(waited >= 39, `a lone batch waits out the budget (waited ${waited.toFixed(1)} ms)`);
+  await second;
+  assert.deepEqual(inner.calls, [6], 'the two queries that arrived within the budget went out as one batch');
+  // Three batches of 3 fill maxSamples: they go out without waiting.
+  const t1 = performance.now();
+  await Promise.all(qs.slice(1, 4).map((q) => engine.infer(q)));
+  assert.ok(performance.now() - t1 < 35, 'a full batch does not wait');
+  assert.deepEqual(inner.calls, [6, 9]);
+  const pending = engine.infer(qs[0]);
+  await engine.close();
+  assert.deepEqual(await pending, Float32Array.from([qs[0].dense[0], qs[0].dense[4], qs[0].dense[8]]), 'close sends a waiting query instead of dropping it');
+  assert.deepEqual(inner.calls, [6, 9, 3]);
 });

@@ -7,26 +7,41 @@ export interface CoalescingOptions {
   maxConcurrent: number;
   /** Upper bound on samples in one merged batch. */
   maxSamples: number;
+  /**
+   * The latency budget: how long a query may wait for others to merge with while a batch slot
+   * is free (Triton's max queue delay). 0 sends at once, merging only what arrives while every
+   * slot is busy.
+   */
+  maxDelayMs: number;
 }
 
-/** What `serve` runs by default: two batches in service, merged batches up to 512 samples. */
-export const DEFAULT_COALESCING: CoalescingOptions = { maxConcurrent: 2, maxSamples: 512 };
+/** What `serve` runs by default: two batches in service, merged batches up to 512 samples, no queue delay. */
+export const DEFAULT_COALESCING: CoalescingOptions = { maxConcurrent: 2, maxSamples: 512, maxDelayMs: 0 };
 
 interface Waiting {
   batch: Batch;
+  /** performance.now() at arrival. */
+  arrived: number;
   resolve: (scores: Float32Array) => void;
   reject: (e: unknown) => void;
 }
 
 /**
- * Dynamic batching without a timer: a query goes out at once while fewer than maxConcurrent
- * batches are being served, so an idle server adds no latency; under load, queries that
- * arrive meanwhile are merged into the next batch, which divides the per-batch costs (RPCs,
- * syscalls, framing, GEMM calls) among them. The latency budget is one batch's service time.
+ * Dynamic batching: queries that arrive while every one of maxConcurrent batch slots is busy
+ * are merged into the next batch, which divides the per-batch costs (RPCs, syscalls, framing,
+ * GEMM calls) among them. With maxDelayMs 0 a query goes out at once when a slot is free, so an
+ * idle server adds no latency; with a budget, a free slot still waits until the oldest query
+ * has waited maxDelayMs or maxSamples are queued, trading that much latency for larger batches
+ * at moderate load.
  */
 export class CoalescingEngine implements InferenceEngine {
   private readonly waiting: Waiting[] = [];
+  /** Samples in `waiting`. */
+  private queued = 0;
   private running = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Set by close(): queries still waiting go out at once instead of waiting out their budget. */
+  private closing = false;
   readonly config: ModelConfig;
 
   constructor(private readonly inner: InferenceEngine, private readonly opts: CoalescingOptions) {
@@ -35,19 +50,29 @@ export class CoalescingEngine implements InferenceEngine {
 
   infer(batch: Batch): Promise<Float32Array> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ batch, resolve, reject });
+      this.waiting.push({ batch, arrived: performance.now(), resolve, reject });
+      this.queued += batch.size;
       this.pump();
     });
   }
 
   private pump(): void {
     while (this.running < this.opts.maxConcurrent && this.waiting.length > 0) {
+      const wait = this.waiting[0].arrived + this.opts.maxDelayMs - performance.now();
+      if (wait > 0 && this.queued < this.opts.maxSamples && !this.closing) {
+        this.timer ??= setTimeout(() => {
+          this.timer = null;
+          this.pump();
+        }, wait);
+        return;
+      }
       const group: Waiting[] = [this.waiting.shift()!];
       let samples = group[0].batch.size;
       while (this.waiting.length > 0 && samples + this.waiting[0].batch.size <= this.opts.maxSamples) {
         samples += this.waiting[0].batch.size;
         group.push(this.waiting.shift()!);
       }
+      this.queued -= samples;
       this.running++;
       const { numDense, tables } = this.config;
       const merged = group.length === 1 ? group[0].batch : concatBatches(group.map((w) => w.batch), numDense, tables.length);
@@ -71,6 +96,10 @@ export class CoalescingEngine implements InferenceEngine {
   }
 
   close(): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pump();
     return this.inner.close();
   }
 }

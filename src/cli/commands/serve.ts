@@ -6,7 +6,7 @@ import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { nonNegativeInt, positiveInt, progress } from '../options.ts';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, progress } from '../options.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
@@ -26,11 +26,12 @@ export function registerServe(program: Command): void {
     .option('--deadline-ms <ms>', 'per-query deadline inside the router', positiveInt, 2000)
     .option('--coalesce <n>', 'dynamic batching: batches in service at once, later arrivals merge (0: off)', nonNegativeInt, DEFAULT_COALESCING.maxConcurrent)
     .option('--max-batch <samples>', 'largest merged batch', positiveInt, DEFAULT_COALESCING.maxSamples)
-    .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number; coalesce: number; maxBatch: number }) => {
+    .option('--max-queue-delay-ms <ms>', 'dynamic batching latency budget: a query may wait this long for others to merge with (0: send when a batch slot is free)', nonNegativeNumber, DEFAULT_COALESCING.maxDelayMs)
+    .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number; coalesce: number; maxBatch: number; maxQueueDelayMs: number }) => {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
       const config = configOf(readManifest(opts.model));
       const plan = opts.plan ? readPlan(opts.plan, config) : null;
-      const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch } : null;
+      const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
       const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
