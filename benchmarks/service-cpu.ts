@@ -6,7 +6,7 @@
  * CPU time is steadier than latency on a shared VM, so optimizations are judged here first.
  *
  * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000), DENSE=service (the dense half in its
- * own service instead of the router), COALESCE (as in bench:serving). The services' own settings apply as
+ * own service instead of the router), COALESCE and QUEUE_DELAY_MS (as in bench:serving). The services' own settings apply as
  * usual: SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
  * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections.
  */

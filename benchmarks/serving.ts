@@ -3,17 +3,18 @@
  * row-wise plans of 4 and 2 shards (rows in the trace profile's hotness order) on this
  * machine, side by side: max QPS under a p99 SLA, p99 at half the monolithic max, memory (sum
  * of RSS), router cache hit rate, and bytes per query on the wire with and without shard-side
- * pooling.
+ * pooling. Every deployment runs from start to end and their searches take turns step by
+ * step, so a slow phase of the shared machine falls on all of them.
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), SHARDS
  * (comma-separated shard counts, default 4,2), ROUTERS (router replicas of one more run of
- * the first shard count, default 2; 1 skips it), COALESCE (batches in service at once at the
- * front end, as `serve --coalesce`; 0 turns dynamic batching off in every deployment).
+ * the first shard count, default 2; 1 skips it), COALESCE and QUEUE_DELAY_MS (dynamic batching
+ * in every deployment, as `serve --coalesce N --max-queue-delay-ms D`; COALESCE=0 turns it off).
  */
 import { readHotnessOrder } from '../src/serving/hotness.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { MaxQpsSearch, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { encodeLookupRequest, encodeLookupResponse, type LookupRequest } from '../src/serving/messages.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
@@ -32,45 +33,30 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; SLA p99 ≤ ${SLA_MS} ms`);
 const { config, modelDir, profileFile, queries, encoded, remove } = rm1Workload('serving', ROWS, 2000, 2);
 
-interface Measured {
+/** One deployment under test: its services run for the whole benchmark, its search steps interleave with the others'. */
+interface Deployment {
   label: string;
-  maxQps: number;
-  atMax: RunResult | null;
+  /** Prefix of its progress lines. */
+  tag: string;
+  plan: Plan | null;
+  sup: LocalSupervisor;
+  target: LoadTarget;
+  search: MaxQpsSearch;
   atHalf?: RunResult;
-  rss: number;
-  processes: number;
-  hitRate?: number;
-  wireBytesPerQuery?: number;
 }
 
-async function measure(label: string, plan: Plan | null, halfQps?: number): Promise<Measured> {
-  log(`\n== ${label}`);
+async function deploy(label: string, tag: string, plan: Plan | null): Promise<Deployment> {
+  log(`starting ${label}…`);
   const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: COALESCE, log });
   await sup.start();
-  try {
-    const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };
-    const found = await findMaxQps(target, encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: log });
-    const out: Measured = { label, maxQps: found.maxQps, atMax: found.best, rss: sup.replicas().reduce((sum, r) => sum + processRss(r.pid), 0), processes: sup.replicas().length };
-    if (halfQps) {
-      out.atHalf = await runOpenLoop(target, encoded, { qps: halfQps, durationS: 10, warmupS: 1, timeoutMs: 10_000 });
-      log(`  at ${halfQps.toFixed(0)} qps: p99 ${out.atHalf.latency.p99Ms.toFixed(2)} ms`);
-    }
-    if (plan) {
-      // Summed over router replicas, each scraped on its own metrics port.
-      const routers = sup.replicas().filter((r) => r.role === 'router').map((r) => `http://127.0.0.1:${r.metricsPort}`);
-      const total = async (name: string, labels: string) => (await Promise.all(routers.map((u) => scrapeMetric(u, name, labels)))).reduce((a, b) => a + b, 0);
-      const hits = await total('shardwise_cache_lookups_total', 'result="hit"');
-      const misses = await total('shardwise_cache_lookups_total', 'result="miss"');
-      const sent = await total('shardwise_wire_bytes_total', 'direction="sent"');
-      const received = await total('shardwise_wire_bytes_total', 'direction="received"');
-      const served = await total('shardwise_requests_total', 'outcome="ok"');
-      out.hitRate = hits / Math.max(1, hits + misses);
-      out.wireBytesPerQuery = (sent + received) / Math.max(1, served);
-    }
-    return out;
-  } finally {
-    await sup.stop();
-  }
+  const search = new MaxQpsSearch({ slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: (line) => log(`[${tag}] ${line.trim()}`) });
+  return { label, tag, plan, sup, target: { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, search };
+}
+
+/** Sum of a counter over the deployment's router replicas, each scraped on its own metrics port. */
+async function routerTotal(d: Deployment, name: string, labels: string): Promise<number> {
+  const routers = d.sup.replicas().filter((r) => r.role === 'router').map((r) => `http://127.0.0.1:${r.metricsPort}`);
+  return (await Promise.all(routers.map((u) => scrapeMetric(u, name, labels)))).reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -118,36 +104,51 @@ function distinctRows(req: LookupRequest): number {
 }
 
 const planOf = (shards: number): Plan => hotnessRowWisePlan(config, shards, profileFile);
-const mono = await measure('monolithic (one process, whole model)', null);
-const half = mono.maxQps / 2;
-const monoHalf = await runHalf();
-async function runHalf(): Promise<RunResult> {
-  const sup = new LocalSupervisor({ modelDir, plan: null, port: 0, deadlineMs: 5000, coalesce: COALESCE, log });
-  await sup.start();
-  try {
-    return await runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps: half, durationS: 10, warmupS: 1, timeoutMs: 10_000 });
-  } finally {
-    await sup.stop();
-  }
-}
-mono.atHalf = monoHalf;
-const runs: { label: string; plan: Plan }[] = SHARDS.map((shards) => ({ label: `${shards} shards`, plan: planOf(shards) }));
+const runs: { label: string; tag: string; plan: Plan }[] = SHARDS.map((shards) => ({ label: `${shards} shards`, tag: `${shards} shards`, plan: planOf(shards) }));
 if (ROUTERS > 1) {
   const plan = planOf(SHARDS[0]);
-  runs.push({ label: `${SHARDS[0]} shards, ${ROUTERS} routers`, plan: { ...plan, router: { ...plan.router, replicas: ROUTERS } } });
+  runs.push({ label: `${SHARDS[0]} shards, ${ROUTERS} routers`, tag: `${SHARDS[0]}s/${ROUTERS}r`, plan: { ...plan, router: { ...plan.router, replicas: ROUTERS } } });
 }
-const disaggs: Measured[] = [];
-for (const r of runs) disaggs.push(await measure(`disaggregated: ${r.label}, row-wise in hotness order, dense in router, cache 2% of rows`, r.plan, half));
-const bytes = wireBytes(planOf(SHARDS[0]));
-
-const row = (m: Measured) => [m.label, m.processes, m.maxQps.toFixed(0), m.atMax?.latency.p99Ms.toFixed(2) ?? '-', m.atHalf?.latency.p99Ms.toFixed(2) ?? '-', formatBytes(m.rss)];
-console.log(`\nbench:serving — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality ${LOCALITY}, p99 SLA ${SLA_MS} ms, load generator in the same 2-core machine`);
-console.log(renderTable(['deployment', 'processes', 'max qps', 'p99 at max ms', `p99 at ${half.toFixed(0)} qps ms`, 'memory (RSS)'], [row(mono), ...disaggs.map(row)]));
-console.log('');
-disaggs.forEach((d, i) => {
-  console.log(`ratios, ${runs[i].label} ÷ monolithic: max QPS ${(d.maxQps / mono.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(d.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(d.rss / mono.rss).toFixed(2)}×`);
-});
-const first = disaggs[0];
-console.log(`router cache hit rate: ${(100 * first.hitRate!).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
-console.log(`internal bytes per query (${SHARDS[0]} shards): measured ${formatBytes(first.wireBytesPerQuery!)}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more), ${formatBytes(bytes.rawDeduped)} raw with ids deduped within the batch (${(bytes.rawDeduped / bytes.pooled).toFixed(1)}×; ${(100 * bytes.duplicateShare).toFixed(1)}% of a request's lookups repeat a row)`);
-remove();
+const deployments: Deployment[] = [];
+try {
+  deployments.push(await deploy('monolithic (one process, whole model)', 'mono', null));
+  for (const r of runs) deployments.push(await deploy(`disaggregated: ${r.label}, row-wise in hotness order, dense in router, cache 2% of rows`, r.tag, r.plan));
+  // Round-robin over the searches: on a shared VM whose speed drifts for minutes at a time,
+  // deployments measured one after another would each meet a different machine.
+  log(`\ninterleaved max-QPS searches (p99 SLA ${SLA_MS} ms):`);
+  for (let going = true; going; ) {
+    going = false;
+    for (const d of deployments) {
+      const qps = d.search.next();
+      if (qps === null) continue;
+      going = true;
+      d.search.record(await runOpenLoop(d.target, encoded, { qps, durationS: d.search.durationS(qps), timeoutMs: 10_000, warmupS: 1 }));
+    }
+  }
+  const half = deployments[0].search.maxQps / 2;
+  if (half === 0) throw new Error(`the monolithic server met the ${SLA_MS} ms SLA at no rate tried: nothing to compare (raise SLA_MS?)`);
+  for (const d of deployments) {
+    d.atHalf = await runOpenLoop(d.target, encoded, { qps: half, durationS: 10, warmupS: 1, timeoutMs: 10_000 });
+    log(`[${d.tag}] at ${half.toFixed(0)} qps: p99 ${d.atHalf.latency.p99Ms.toFixed(2)} ms`);
+  }
+  const rss = (d: Deployment) => d.sup.replicas().reduce((sum, r) => sum + processRss(r.pid), 0);
+  const [mono, ...disaggs] = deployments;
+  const row = (d: Deployment) => [d.label, d.sup.replicas().length, d.search.maxQps.toFixed(0), d.search.best?.latency.p99Ms.toFixed(2) ?? '-', d.atHalf!.latency.p99Ms.toFixed(2), formatBytes(rss(d))];
+  console.log(`\nbench:serving — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality ${LOCALITY}, p99 SLA ${SLA_MS} ms, load generator in the same 2-core machine, searches interleaved`);
+  console.log(renderTable(['deployment', 'processes', 'max qps', 'p99 at max ms', `p99 at ${half.toFixed(0)} qps ms`, 'memory (RSS)'], deployments.map(row)));
+  console.log('');
+  for (const [i, d] of disaggs.entries()) {
+    console.log(`ratios, ${runs[i].label} ÷ monolithic: max QPS ${(d.search.maxQps / mono.search.maxQps).toFixed(2)}×, p99 at ${half.toFixed(0)} qps ${(d.atHalf!.latency.p99Ms / mono.atHalf!.latency.p99Ms).toFixed(2)}×, memory ${(rss(d) / rss(mono)).toFixed(2)}×`);
+  }
+  const first = disaggs[0];
+  const hits = await routerTotal(first, 'shardwise_cache_lookups_total', 'result="hit"');
+  const misses = await routerTotal(first, 'shardwise_cache_lookups_total', 'result="miss"');
+  const wire = (await routerTotal(first, 'shardwise_wire_bytes_total', 'direction="sent"')) + (await routerTotal(first, 'shardwise_wire_bytes_total', 'direction="received"'));
+  const served = await routerTotal(first, 'shardwise_requests_total', 'outcome="ok"');
+  const bytes = wireBytes(planOf(SHARDS[0]));
+  console.log(`router cache hit rate: ${((100 * hits) / Math.max(1, hits + misses)).toFixed(1)}% of lookups (the hottest 2% of each table's rows by the trace profile)`);
+  console.log(`internal bytes per query (${SHARDS[0]} shards): measured ${formatBytes(wire / Math.max(1, served))}; by construction ${formatBytes(bytes.pooled)} with shard-side pooling vs ${formatBytes(bytes.raw)} if shards returned raw rows (${(bytes.raw / bytes.pooled).toFixed(1)}× more), ${formatBytes(bytes.rawDeduped)} raw with ids deduped within the batch (${(bytes.rawDeduped / bytes.pooled).toFixed(1)}×; ${(100 * bytes.duplicateShare).toFixed(1)}% of a request's lookups repeat a row)`);
+} finally {
+  for (const d of deployments) await d.sup.stop();
+  remove();
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { presetConfig } from '../src/model/presets.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
-import { encodeQueries, findMaxQps, meetsSla, runOpenLoop } from '../src/bench/load-generator.ts';
+import { MaxQpsSearch, encodeQueries, findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 
 const tiny = presetConfig('tiny');
 const queries = encodeQueries([new QueryGenerator(tiny, { queries: 1, batch: 2, access: { kind: 'uniform' }, pooling: 'fixed', seed: 1 }).next()], 4);
@@ -74,4 +74,26 @@ test('find-max brackets the capacity of a server that serializes requests', asyn
   } finally {
     await new Promise((r) => server.close(r));
   }
+});
+
+test('the max-QPS search doubles, bisects to 5%, and needs a second miss at a rate to believe it', () => {
+  const search = new MaxQpsSearch({ slaP99Ms: 50, stepS: 1, startQps: 100, timeoutMs: 1000 });
+  const result = (qps: number, p99Ms: number): RunResult => ({
+    targetQps: qps, durationS: 1, sent: qps, ok: qps, errors: 0, timeouts: 0, achievedQps: qps,
+    latency: { count: qps, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms, p99Ms, p999Ms: p99Ms, maxMs: p99Ms },
+  });
+  const tried: number[] = [];
+  let stalled = false;
+  for (let qps = search.next(); qps !== null; qps = search.next()) {
+    tried.push(qps);
+    // Capacity 730 qps; one stall blows the first step at 400 qps.
+    const stall: boolean = qps === 400 && !stalled;
+    stalled ||= stall;
+    search.record(result(qps, qps <= 730 && !stall ? 20 : 90));
+  }
+  assert.deepEqual(tried.slice(0, 5), [100, 200, 400, 400, 800], 'a miss at 400 is run again before it counts');
+  assert.equal(tried[5], 800, 'the first miss at 800 is confirmed');
+  assert.ok(search.maxQps <= 730 && search.maxQps >= 0.95 * 730 * 0.95, `max ${search.maxQps}`);
+  assert.equal(search.best?.targetQps, search.maxQps);
+  assert.equal(search.durationS(100), 10, 'a step runs long enough for 1000 queries');
 });

@@ -143,41 +143,75 @@ export function meetsSla(r: RunResult, slaP99Ms: number, maxErrorRate = 0.001): 
 }
 
 /**
- * The highest offered QPS whose p99 meets the SLA: double from `startQps` until a step fails,
- * then bisect between the last pass and the first failure to within 5%. A miss counts only
- * when a second run at the same rate confirms it: on a shared machine one stall can blow a
- * step's p99, and a search that believed it would stop far below the real capacity.
+ * The search for the highest offered QPS whose p99 meets the SLA, one step at a time: double
+ * from `startQps` until a step fails, then bisect between the last pass and the first failure
+ * to within 5%. A miss counts only when a second run at the same rate confirms it: on a shared
+ * machine one stall can blow a step's p99, and a search that believed it would stop far below
+ * the real capacity. Stepping lets a benchmark interleave several searches so that every
+ * deployment sees the same phases of a noisy machine.
  */
+export class MaxQpsSearch {
+  readonly steps: RunResult[] = [];
+  best: RunResult | null = null;
+  private lo = 0;
+  private hi: number;
+  private growing = true;
+  private confirming = false;
+  private done = false;
+
+  constructor(private readonly opts: FindMaxOptions) {
+    this.hi = opts.startQps ?? 50;
+  }
+
+  /** The highest rate that met the SLA so far (the answer once `next()` is null). */
+  get maxQps(): number {
+    return this.lo;
+  }
+
+  /** The rate to run next, or null when the search is over. */
+  next(): number | null {
+    if (this.done) return null;
+    if (this.growing || this.confirming) return this.rate();
+    if (this.hi - this.lo > 0.05 * this.hi && this.hi - this.lo > 1) return this.rate();
+    this.done = true;
+    return null;
+  }
+
+  /** How long a step at `qps` runs: long enough for minSamples queries (default 1000). */
+  durationS(qps: number): number {
+    return Math.max(this.opts.stepS, (this.opts.minSamples ?? 1000) / qps);
+  }
+
+  /** Takes the result of running `next()`'s rate. */
+  record(r: RunResult): void {
+    this.steps.push(r);
+    const qps = this.rate();
+    const pass = meetsSla(r, this.opts.slaP99Ms, this.opts.maxErrorRate);
+    const verdict = pass ? 'meets' : this.confirming ? 'misses' : 'misses (confirming)';
+    this.opts.onProgress?.(`  ${qps.toFixed(0).padStart(6)} qps offered → ${r.achievedQps.toFixed(0).padStart(6)} ok/s, p99 ${r.latency.p99Ms.toFixed(1)} ms, errors ${r.errors + r.timeouts}: ${verdict} the ${this.opts.slaP99Ms} ms SLA`);
+    if (!pass && !this.confirming) {
+      this.confirming = true;
+      return;
+    }
+    this.confirming = false;
+    if (pass) {
+      this.best = r;
+      this.lo = qps;
+      if (this.growing) this.hi *= 2;
+    } else if (this.growing) this.growing = false;
+    else this.hi = qps;
+  }
+
+  private rate(): number {
+    return this.growing ? this.hi : (this.lo + this.hi) / 2;
+  }
+}
+
+/** Runs a MaxQpsSearch against one target. */
 export async function findMaxQps(target: LoadTarget, queries: EncodedQuery[], opts: FindMaxOptions): Promise<{ maxQps: number; best: RunResult | null; steps: RunResult[] }> {
-  const steps: RunResult[] = [];
-  const minSamples = opts.minSamples ?? 1000;
-  const once = async (qps: number, retry: boolean) => {
-    const durationS = Math.max(opts.stepS, minSamples / qps);
-    const r = await runOpenLoop(target, queries, { qps, durationS, timeoutMs: opts.timeoutMs, warmupS: opts.warmupS });
-    steps.push(r);
-    const pass = meetsSla(r, opts.slaP99Ms, opts.maxErrorRate);
-    const verdict = pass ? 'meets' : retry ? 'misses (confirming)' : 'misses';
-    opts.onProgress?.(`  ${qps.toFixed(0).padStart(6)} qps offered → ${r.achievedQps.toFixed(0).padStart(6)} ok/s, p99 ${r.latency.p99Ms.toFixed(1)} ms, errors ${r.errors + r.timeouts}: ${verdict} the ${opts.slaP99Ms} ms SLA`);
-    return pass ? r : null;
-  };
-  const run = async (qps: number) => (await once(qps, true)) ?? (await once(qps, false));
-  let lo = 0;
-  let best: RunResult | null = null;
-  let hi = opts.startQps ?? 50;
-  for (;;) {
-    const r = await run(hi);
-    if (!r) break;
-    best = r;
-    lo = hi;
-    hi *= 2;
+  const search = new MaxQpsSearch(opts);
+  for (let qps = search.next(); qps !== null; qps = search.next()) {
+    search.record(await runOpenLoop(target, queries, { qps, durationS: search.durationS(qps), timeoutMs: opts.timeoutMs, warmupS: opts.warmupS }));
   }
-  while (hi - lo > 0.05 * hi && hi - lo > 1) {
-    const mid = (lo + hi) / 2;
-    const r = await run(mid);
-    if (r) {
-      best = r;
-      lo = mid;
-    } else hi = mid;
-  }
-  return { maxQps: lo, best, steps };
+  return { maxQps: search.maxQps, best: search.best, steps: search.steps };
 }
