@@ -6,10 +6,15 @@
  * CPU time is steadier than latency on a shared VM, so optimizations are judged here first.
  *
  * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000), DENSE=service (the dense half in its
- * own service instead of the router), COALESCE and QUEUE_DELAY_MS (as in bench:serving). The services' own settings apply as
- * usual: SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
+ * own service instead of the router), COALESCE and QUEUE_DELAY_MS (as in bench:serving),
+ * PROFILE=1 (every service runs under V8's CPU profiler; prints each one's busiest functions,
+ * self time, over its whole life). The services' own settings apply as usual:
+ * SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
  * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
@@ -23,12 +28,16 @@ const SHARDS = Number(process.env.SHARDS ?? 4);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const DENSE = process.env.DENSE === 'service' ? 'service' : 'router';
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const profileDir = process.env.PROFILE === '1' ? fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-cpuprofile-')) : null;
+if (profileDir) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`;
 
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; ${QPS} qps offered for ${DURATION_S} s`);
 const { config, modelDir, profileFile, encoded, remove } = rm1Workload('cpu', ROWS, 2000, 2);
 
 interface Measured {
   label: string;
+  /** Service of each replica's pid, to name its CPU profile. */
+  pids: Map<number, string>;
   /** CPU seconds per service (replicas summed) over the measured window. */
   cpu: Map<string, number>;
   /** Seconds spent per `service/stage` over the window, from the services' stage histograms. */
@@ -70,7 +79,7 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
     replicas.forEach((r, i) => cpu.set(r.service, (cpu.get(r.service) ?? 0) + processCpuSeconds(r.pid) - before[i]));
     cpu.set('load generator (this process)', (selfUsage.user + selfUsage.system) / 1e6);
     log(`  ${run.achievedQps.toFixed(0)} qps served, p99 ${run.latency.p99Ms.toFixed(1)} ms`);
-    return { label, cpu, stages, run };
+    return { label, pids: new Map(replicas.map((r) => [r.pid, r.service])), cpu, stages, run };
   } finally {
     await sup.stop();
   }
@@ -103,4 +112,34 @@ for (const d of deployments) {
 }
 const servicesCpu = (d: Measured) => [...d.cpu].filter(([s]) => !s.startsWith('load generator')).reduce((sum, [, c]) => sum + c, 0) / d.run.ok;
 console.log(`service CPU per query, disaggregated ÷ monolithic: ${(servicesCpu(deployments[1]) / servicesCpu(deployments[0])).toFixed(2)}×`);
+
+if (profileDir) {
+  // Main-thread profiles are CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile, written when a service exits.
+  for (const d of deployments) {
+    for (const file of fs.readdirSync(profileDir)) {
+      const m = /^CPU\.\d+\.\d+\.(\d+)\.0\.\d+\.cpuprofile$/.exec(file);
+      const service = m && d.pids.get(Number(m[1]));
+      if (!service) continue;
+      const { busyMs, top } = summarizeProfile(JSON.parse(fs.readFileSync(path.join(profileDir, file), 'utf8')), 8);
+      console.log(`\nprofile of ${d.label} / ${service} (whole life, ${(busyMs / 1000).toFixed(1)} s busy): ${top.map(([f, share]) => `${f} ${(100 * share).toFixed(1)}%`).join(', ')}`);
+    }
+  }
+  fs.rmSync(profileDir, { recursive: true, force: true });
+}
 remove();
+
+/** V8 .cpuprofile: the busiest functions by self time, as shares of the non-idle samples. */
+function summarizeProfile(profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] }, n: number) {
+  const frame = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const self = new Map<string, number>();
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const f = frame.get(id)!;
+    if (f.functionName === '(idle)') return;
+    const name = `${f.functionName || '(anonymous)'}${f.url ? ` (${path.basename(f.url)})` : ''}`;
+    self.set(name, (self.get(name) ?? 0) + profile.timeDeltas[i]);
+    busy += profile.timeDeltas[i];
+  });
+  const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, us]) => [name, us / busy] as const);
+  return { busyMs: busy / 1000, top };
+}
