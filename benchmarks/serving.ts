@@ -8,7 +8,8 @@
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per search step (3), SHARDS
  * (comma-separated shard counts, default 4,2), ROUTERS (router replicas of one more run of
- * the first shard count, default 2; 1 skips it), COALESCE and QUEUE_DELAY_MS (dynamic batching
+ * the first shard count, default 2; 1 skips it), DENSE_SERVICE (one more run of the first shard
+ * count with the dense half as its own service instead of inside the router; 0 skips it), COALESCE and QUEUE_DELAY_MS (dynamic batching
  * in every deployment, as `serve --coalesce N --max-queue-delay-ms D`; COALESCE=0 turns it off).
  */
 import { readHotnessOrder } from '../src/serving/hotness.ts';
@@ -27,6 +28,7 @@ const ROWS = Number(process.env.ROWS ?? 100_000);
 const STEP_S = Number(process.env.STEP_S ?? 3);
 const SHARDS = (process.env.SHARDS ?? '4,2').split(',').map(Number);
 const ROUTERS = Number(process.env.ROUTERS ?? 2);
+const DENSE_SERVICE = process.env.DENSE_SERVICE !== '0';
 const COALESCE = coalescingFromEnv();
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -104,15 +106,16 @@ function distinctRows(req: LookupRequest): number {
 }
 
 const planOf = (shards: number): Plan => hotnessRowWisePlan(config, shards, profileFile);
-const runs: { label: string; tag: string; plan: Plan }[] = SHARDS.map((shards) => ({ label: `${shards} shards`, tag: `${shards} shards`, plan: planOf(shards) }));
+const runs: { label: string; tag: string; plan: Plan }[] = SHARDS.map((shards) => ({ label: `${shards} shards, dense in router`, tag: `${shards} shards`, plan: planOf(shards) }));
 if (ROUTERS > 1) {
   const plan = planOf(SHARDS[0]);
-  runs.push({ label: `${SHARDS[0]} shards, ${ROUTERS} routers`, tag: `${SHARDS[0]}s/${ROUTERS}r`, plan: { ...plan, router: { ...plan.router, replicas: ROUTERS } } });
+  runs.push({ label: `${SHARDS[0]} shards, ${ROUTERS} routers, dense in router`, tag: `${SHARDS[0]}s/${ROUTERS}r`, plan: { ...plan, router: { ...plan.router, replicas: ROUTERS } } });
 }
+if (DENSE_SERVICE) runs.push({ label: `${SHARDS[0]} shards, dense service`, tag: `${SHARDS[0]}s/dense`, plan: hotnessRowWisePlan(config, SHARDS[0], profileFile, 'service') });
 const deployments: Deployment[] = [];
 try {
   deployments.push(await deploy('monolithic (one process, whole model)', 'mono', null));
-  for (const r of runs) deployments.push(await deploy(`disaggregated: ${r.label}, row-wise in hotness order, dense in router, cache 2% of rows`, r.tag, r.plan));
+  for (const r of runs) deployments.push(await deploy(`disaggregated: ${r.label}, row-wise in hotness order, cache 2% of rows`, r.tag, r.plan));
   // Round-robin over the searches: on a shared VM whose speed drifts for minutes at a time,
   // deployments measured one after another would each meet a different machine.
   log(`\ninterleaved max-QPS searches (p99 SLA ${SLA_MS} ms):`);
