@@ -85,8 +85,14 @@ test('native and TypeScript bucketize passes split a random weighted batch ident
   assert.ok(JSON.parse(ts)[2].length > 0, 'some lookups hit the cache');
 });
 
-test('the native count pass refuses an id outside its table order instead of reading past it', { skip: !bucketizeNative && 'native addon not built' }, () => {
+test('the native count pass refuses an id outside its table instead of reading past it', { skip: !bucketizeNative && 'native addon not built' }, () => {
   const shards: ShardSpec[] = [{ name: 'a', replicas: 1, pieces: [{ table: 0, rowStart: 0, rowEnd: 4 }] }];
   const bucketizer = new Bucketizer(1, shards, 0, [Int32Array.of(3, 2, 1, 0)], bucketizeNative!);
-  assert.throws(() => bucketizer.split(batchOf([1, 4], [0, 2])), /outside its table's order/);
+  assert.throws(() => bucketizer.split(batchOf([1, 4], [0, 2])), /id outside its table/);
+});
+
+test('a plan that leaves rows in no shard is refused when the router starts, naming the table and row', () => {
+  const shards: ShardSpec[] = [{ name: 'a', replicas: 1, pieces: [{ table: 0, rowStart: 0, rowEnd: 4 }, { table: 0, rowStart: 6, rowEnd: 10 }] }];
+  assert.throws(() => new Bucketizer(1, shards, 0), /table 0: hotness position 4 is in no shard/);
+  assert.doesNotThrow(() => new Bucketizer(1, [{ name: 'a', replicas: 1, pieces: [{ table: 0, rowStart: 3, rowEnd: 10 }] }], 3), 'the cache covers rows no shard holds');
 });

@@ -3,10 +3,11 @@ import type { ShardSpec } from '../plan/types.ts';
 import type { LookupRequest } from './messages.ts';
 import type { HotnessOrder } from './hotness.ts';
 import { bucketizeKernels, type BucketizeKernels } from '../kernels/bucketize.ts';
+import { badArgument } from '../util/errors.ts';
 
 /**
- * How far ahead the native count pass prefetches permutation entries: `bench:kernels`
- * measures 0 and this on 100k- and 20M-row tables.
+ * How far ahead the native count pass prefetches route codes: `bench:kernels` measures 0
+ * and this on 100k- and 20M-row tables.
  */
 export const PREFETCH_IDS = 16;
 
@@ -14,10 +15,7 @@ export const PREFETCH_IDS = 16;
 export interface SplitBatch {
   /** Views of one allocation per split: they may be handed to a socket and outlive the next split. */
   shards: LookupRequest[];
-  /**
-   * Lookups of rows the router caches: CSR over (sample, table), ids are cache rows. These
-   * are the bucketizer's scratch: valid until its next split, so pool them at once.
-   */
+  /** Lookups of rows the router caches: CSR over (sample, table), ids are cache rows; views of the same allocation. */
   cache: { offsets: Int32Array; ids: Int32Array; weights: Float32Array | null; lookups: number };
 }
 
@@ -40,111 +38,152 @@ class Scratch<A extends Int32Array | Float32Array> {
  * Splits a batch's lookups by shard row range, keeping bag membership and subtracting each
  * range's first row (ElasticRec's bucketization, Fig. 11). A shard's request is CSR over
  * (sample, piece) in sample-major order; a bag with no ids there is empty (a zero partial).
- * Ids are first mapped to hotness positions when the plan has an order. Positions below
- * `cacheRows` of a table go to the router's cache instead.
+ * Hotness positions below `cacheRows` of a table go to the router's cache instead.
+ *
+ * Per table the constructor builds a route code per id (4 bytes a row, replacing the hotness
+ * permutation, which the router need not keep): the destination and the row inside it, so
+ * the split reads one word per id. Destinations are regions: one per shard, bag (b, p) at
+ * b·P_s + p, and the cache last, bag (b, t) at b·T + t.
  */
 export class Bucketizer {
-  /** Per table, its routes (pieces) are `routeBase[t] .. routeBase[t + 1]`, ascending by first row. */
+  private readonly codes: Int32Array[];
+  private readonly codeBits: Int32Array;
+  /** Per table, its routes are `routeBase[t] ..`: route 0 the cache, then its pieces. */
   private readonly routeBase: Int32Array;
-  private readonly routeStart: Int32Array;
-  private readonly routeShard: Int32Array;
-  private readonly routePiece: Int32Array;
-  readonly piecesPerShard: number[];
+  /** Region and first bag slot inside it of every route; a route's bag for sample b is slot + b·stride. */
+  private readonly routeRegion: Int32Array;
+  private readonly routeOffset: Int32Array;
+  private readonly routeStride: Int32Array;
+  /** Bags per sample of each region: the shards' piece counts, then the cache's T. */
   private readonly stride: Int32Array;
+  readonly piecesPerShard: number[];
+  private readonly routeSlot = new Scratch(Int32Array);
   private readonly slotOf = new Scratch(Int32Array);
   private readonly local = new Scratch(Int32Array);
   private readonly counts = new Scratch(Int32Array);
   private readonly cursor = new Scratch(Int32Array);
   private readonly weightShift = new Scratch(Int32Array);
-  private readonly cacheOffsets = new Scratch(Int32Array);
-  private readonly cacheCursor = new Scratch(Int32Array);
-  private readonly cacheIds = new Scratch(Int32Array);
-  private readonly cacheWeights = new Scratch(Float32Array);
 
   constructor(
     private readonly tableCount: number,
     shardSpecs: ShardSpec[],
-    private readonly cacheRows: number,
-    private readonly order: HotnessOrder | null = null,
+    cacheRows: number,
+    order: HotnessOrder | null = null,
     private readonly kernels: BucketizeKernels = bucketizeKernels,
     private readonly prefetchIds = PREFETCH_IDS,
   ) {
-    const perTable: { start: number; shard: number; piece: number }[][] = Array.from({ length: tableCount }, () => []);
-    shardSpecs.forEach((s, si) => s.pieces.forEach((p, pi) => perTable[p.table].push({ start: p.rowStart, shard: si, piece: pi })));
-    const routes = perTable.flatMap((list) => list.sort((a, b) => a.start - b.start));
-    this.routeBase = new Int32Array(tableCount + 1);
-    perTable.forEach((list, t) => (this.routeBase[t + 1] = this.routeBase[t] + list.length));
-    this.routeStart = Int32Array.from(routes, (r) => r.start);
-    this.routeShard = Int32Array.from(routes, (r) => r.shard);
-    this.routePiece = Int32Array.from(routes, (r) => r.piece);
+    const T = tableCount;
+    const S = shardSpecs.length;
     this.piecesPerShard = shardSpecs.map((s) => s.pieces.length);
-    this.stride = Int32Array.from(this.piecesPerShard);
+    this.stride = Int32Array.from([...this.piecesPerShard, T]);
+    const perTable: { start: number; end: number; shard: number; piece: number }[][] = Array.from({ length: T }, () => []);
+    shardSpecs.forEach((s, si) => s.pieces.forEach((p, pi) => perTable[p.table].push({ start: p.rowStart, end: p.rowEnd, shard: si, piece: pi })));
+    this.routeBase = new Int32Array(T);
+    const region: number[] = [];
+    const offset: number[] = [];
+    this.codes = [];
+    this.codeBits = new Int32Array(T);
+    perTable.forEach((pieces, t) => {
+      this.routeBase[t] = region.length;
+      region.push(S);
+      offset.push(t);
+      for (const p of pieces) {
+        region.push(p.shard);
+        offset.push(p.piece);
+      }
+      const built = routeCodes(t, pieces, cacheRows, order?.[t] ?? null);
+      this.codes.push(built.codes);
+      this.codeBits[t] = built.bits;
+    });
+    this.routeRegion = Int32Array.from(region);
+    this.routeOffset = Int32Array.from(offset);
+    this.routeStride = Int32Array.from(region, (r) => this.stride[r]);
   }
 
   /**
    * Two passes over the ids (src/kernels/bucketize.ts): the first finds each id's destination
-   * bag and counts bag sizes, the second writes ids at their CSR positions. Per shard, the
-   * request's offsets, ids and weights lie in one region of a single output allocation;
-   * everything else is scratch.
+   * bag and counts bag sizes, the second writes ids at their CSR positions. Per region, the
+   * offsets, ids and weights lie together in a single output allocation; everything else is
+   * scratch.
    */
   split(batch: Batch): SplitBatch {
     const T = this.tableCount;
     const B = batch.size;
     const N = batch.indices.length;
     const { indices, offsets, weights } = batch;
-    const { routeBase, routeStart, routeShard, routePiece, cacheRows, order, stride } = this;
-    const S = stride.length;
-    // Shard s's bag counts occupy counts[countBase[s] .. countBase[s] + B·P_s + 1]; its bag (b, p) is slot b·P_s + p.
-    const countBase = new Int32Array(S + 1);
-    for (let s = 0; s < S; s++) countBase[s + 1] = countBase[s] + B * stride[s] + 1;
-    const counts = this.counts.take(countBase[S], true);
-    const cacheOffsets = this.cacheOffsets.take(B * T + 1, true);
-    // Per id: its bag's index in `counts` (−1: the cache) and its row inside the destination.
+    const { stride, routeRegion, routeOffset } = this;
+    const regions = stride.length;
+    // Region r's bag counts occupy counts[countBase[r] .. countBase[r] + B·stride[r] + 1].
+    const countBase = new Int32Array(regions + 1);
+    for (let r = 0; r < regions; r++) countBase[r + 1] = countBase[r] + B * stride[r] + 1;
+    const routeSlot = this.routeSlot.take(routeRegion.length, false);
+    for (let g = 0; g < routeRegion.length; g++) routeSlot[g] = countBase[routeRegion[g]] + routeOffset[g];
+    const counts = this.counts.take(countBase[regions], true);
+    // Per id: its bag's index in `counts` and its row inside the destination.
     const slotOf = this.slotOf.take(N, false);
     const local = this.local.take(N, false);
 
-    this.kernels.count(indices, offsets, B, T, order, routeBase, routeStart, routeShard, routePiece, stride, countBase, cacheRows, slotOf, local, counts, cacheOffsets, this.prefetchIds);
-    // Output layout, per shard: offsets[B·P_s + 1] | ids[n_s] | weights[n_s]?
+    this.kernels.count(indices, offsets, B, T, this.codes, this.codeBits, this.routeBase, routeSlot, this.routeStride, slotOf, local, counts, this.prefetchIds);
+    // Output layout, per region: offsets[B·stride + 1] | ids[n] | weights[n]?
     const w = weights ? 2 : 1;
-    const regionBase = new Int32Array(S + 1);
-    for (let s = 0; s < S; s++) {
-      for (let i = countBase[s] + 1; i < countBase[s + 1]; i++) counts[i] += counts[i - 1];
-      regionBase[s + 1] = regionBase[s] + (countBase[s + 1] - countBase[s]) + w * counts[countBase[s + 1] - 1];
+    const regionBase = new Int32Array(regions + 1);
+    for (let r = 0; r < regions; r++) {
+      for (let i = countBase[r] + 1; i < countBase[r + 1]; i++) counts[i] += counts[i - 1];
+      regionBase[r + 1] = regionBase[r] + (countBase[r + 1] - countBase[r]) + w * counts[countBase[r + 1] - 1];
     }
     // Every element is written below, so the allocation skips zeroing.
-    const out = new Int32Array(Buffer.allocUnsafeSlow(4 * regionBase[S]).buffer, 0, regionBase[S]);
+    const out = new Int32Array(Buffer.allocUnsafeSlow(4 * regionBase[regions]).buffer, 0, regionBase[regions]);
     const outWeights = weights ? new Float32Array(out.buffer) : null;
     // Cursors are absolute positions in `out` of each bag's next id.
-    const cursor = this.cursor.take(countBase[S], false);
-    // A shard's weights sit n_s after its ids: the shift from an id's slot to its weight's.
-    const weightShift = this.weightShift.take(weights ? countBase[S] : 0, false);
-    const shards: LookupRequest[] = [];
-    for (let s = 0; s < S; s++) {
-      const bags = countBase[s + 1] - countBase[s];
-      const n = counts[countBase[s + 1] - 1];
-      const at = regionBase[s];
-      out.set(counts.subarray(countBase[s], countBase[s + 1]), at);
-      for (let i = 0; i < bags; i++) cursor[countBase[s] + i] = at + bags + counts[countBase[s] + i];
-      if (weights) weightShift.fill(n, countBase[s], countBase[s + 1]);
-      shards.push({
+    const cursor = this.cursor.take(countBase[regions], false);
+    // A region's weights sit n after its ids: the shift from an id's slot to its weight's.
+    const weightShift = this.weightShift.take(weights ? countBase[regions] : 0, false);
+    const views: LookupRequest[] = [];
+    for (let r = 0; r < regions; r++) {
+      const bags = countBase[r + 1] - countBase[r];
+      const n = counts[countBase[r + 1] - 1];
+      const at = regionBase[r];
+      out.set(counts.subarray(countBase[r], countBase[r + 1]), at);
+      for (let i = 0; i < bags; i++) cursor[countBase[r] + i] = at + bags + counts[countBase[r] + i];
+      if (weights) weightShift.fill(n, countBase[r], countBase[r + 1]);
+      views.push({
         batch: B,
-        pieces: stride[s],
+        pieces: stride[r],
         offsets: out.subarray(at, at + bags),
         ids: out.subarray(at + bags, at + bags + n),
         weights: outWeights ? outWeights.subarray(at + bags + n, at + bags + 2 * n) : null,
         idleSamples: 0,
       });
     }
-    for (let i = 1; i <= B * T; i++) cacheOffsets[i] += cacheOffsets[i - 1];
-    const cached = cacheOffsets[B * T];
-    const cacheIds = this.cacheIds.take(cached, false);
-    const cacheWeights = weights ? this.cacheWeights.take(cached, false) : null;
-    const cacheCursor = this.cacheCursor.take(B * T + 1, false);
-    cacheCursor.set(cacheOffsets);
-
-    this.kernels.place(offsets, B, T, weights, slotOf, local, cursor, out, outWeights, weightShift, cacheCursor, cacheIds, cacheWeights);
-    return { shards, cache: { offsets: cacheOffsets, ids: cacheIds, weights: cacheWeights, lookups: cached } };
+    this.kernels.place(offsets, B, T, weights, slotOf, local, cursor, out, outWeights, weightShift);
+    const cache = views.pop()!;
+    return { shards: views, cache: { offsets: cache.offsets, ids: cache.ids, weights: cache.weights, lookups: cache.ids.length } };
   }
+}
+
+/**
+ * Table t's route code per id: route r in the high bits (0: the cache, holding hotness
+ * positions below cacheRows; r ≥ 1: the table's piece r − 1), the row inside it in the low
+ * `bits`. Built from the positions by ranges, then read through the permutation once.
+ */
+function routeCodes(t: number, pieces: { start: number; end: number }[], cacheRows: number, position: Int32Array | null): { codes: Int32Array; bits: number } {
+  const rows = Math.max(position?.length ?? 0, ...pieces.map((p) => p.end));
+  const widest = Math.max(1, Math.min(cacheRows, rows), ...pieces.map((p) => p.end - p.start));
+  const bits = Math.max(1, 32 - Math.clz32(widest - 1));
+  if (pieces.length + 1 > 2 ** (31 - bits)) {
+    throw badArgument(`table ${t}: ${pieces.length} pieces of up to ${widest} rows do not fit the router's 31-bit route codes`, 'cut the table into fewer pieces');
+  }
+  const byPosition = new Int32Array(rows).fill(-1);
+  pieces.forEach((p, i) => {
+    for (let pos = p.start; pos < p.end; pos++) byPosition[pos] = ((i + 1) << bits) | (pos - p.start);
+  });
+  for (let pos = 0; pos < Math.min(cacheRows, rows); pos++) byPosition[pos] = pos;
+  const missing = byPosition.indexOf(-1);
+  if (missing >= 0) throw badArgument(`table ${t}: hotness position ${missing} is in no shard and not cached`, 'give the plan pieces that cover every row');
+  if (!position) return { codes: byPosition, bits };
+  const codes = new Int32Array(position.length);
+  for (let id = 0; id < position.length; id++) codes[id] = byPosition[position[id]];
+  return { codes, bits };
 }
 
 /**
