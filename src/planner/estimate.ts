@@ -78,10 +78,10 @@ export function estimatePlan(input: PlanningInput, plan: Plan, node: NodeShape |
   if (plan.strategy === 'model-wise') {
     services.push(shardService(plan.shards[0], 'model', cost.modelWise.replica, modelWiseQps(cost)));
   } else {
-    // The router also holds its hot-row cache and, serving in hotness order, every table's permutation.
+    // The router also holds its hot-row cache and a route code per row of every table (src/serving/bucketize.ts).
     const cached = config.tables.reduce((n, t) => n + Math.min(plan.router.cacheRows, t.rows), 0) * rowBytes(input);
-    const permutations = plan.hotness ? config.tables.reduce((n, t) => n + t.rows, 0) * Int32Array.BYTES_PER_ELEMENT : 0;
-    services.push(service('router', 'router', plan.router.replicas, cost.router.replica, cost.router.qps, { memPerReplica: cost.router.replica.memBytes + cached + permutations }));
+    const routeCodes = config.tables.reduce((n, t) => n + t.rows, 0) * Int32Array.BYTES_PER_ELEMENT;
+    services.push(service('router', 'router', plan.router.replicas, cost.router.replica, cost.router.qps, { memPerReplica: cost.router.replica.memBytes + cached + routeCodes }));
     if (plan.dense.placement === 'service') services.push(service('dense', 'dense', plan.dense.replicas, cost.dense.replica, cost.dense.qps));
     for (const s of plan.shards) {
       const est = shardService(s, 'shard', cost.shard.replica, 0);
