@@ -56,7 +56,6 @@ export class Bucketizer {
   private readonly routeStride: Int32Array;
   /** Bags per sample of each region: the shards' piece counts, then the cache's T. */
   private readonly stride: Int32Array;
-  readonly piecesPerShard: number[];
   private readonly routeSlot = new Scratch(Int32Array);
   private readonly slotOf = new Scratch(Int32Array);
   private readonly local = new Scratch(Int32Array);
@@ -74,8 +73,7 @@ export class Bucketizer {
   ) {
     const T = tableCount;
     const S = shardSpecs.length;
-    this.piecesPerShard = shardSpecs.map((s) => s.pieces.length);
-    this.stride = Int32Array.from([...this.piecesPerShard, T]);
+    this.stride = Int32Array.from([...shardSpecs.map((s) => s.pieces.length), T]);
     const perTable: { start: number; end: number; shard: number; piece: number }[][] = Array.from({ length: T }, () => []);
     shardSpecs.forEach((s, si) => s.pieces.forEach((p, pi) => perTable[p.table].push({ start: p.rowStart, end: p.rowEnd, shard: si, piece: pi })));
     this.routeBase = new Int32Array(T);
