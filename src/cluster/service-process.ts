@@ -88,13 +88,13 @@ async function start(cfg: ServiceConfig): Promise<Running> {
       const { DisaggregatedEngine } = await import('../serving/disaggregated-engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadDense } = await import('../model/store.ts');
-      const { readHotnessOrder, readHotnessRows } = await import('../serving/hotness.ts');
+      const { readHotnessOrder, readHotnessRanges } = await import('../serving/hotness.ts');
       const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs));
       const denseRemote = cfg.plan.dense.placement === 'service';
       const dense = denseRemote ? new ReplicaPool('dense', cfg.dense) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const cacheRows = cfg.plan.router.cacheRows;
       const order = readHotnessOrder(cfg.plan, config);
-      const cache = cacheRows > 0 ? config.tables.map((t, i) => readHotnessRows(cfg.modelDir, manifest, order, i, 0, Math.min(cacheRows, t.rows))) : null;
+      const cache = cacheRows > 0 ? readHotnessRanges(cfg.modelDir, manifest, order, config.tables.map((t, table) => ({ table, rowStart: 0, rowEnd: Math.min(cacheRows, t.rows) }))) : null;
       const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics);
       return {

@@ -1,7 +1,7 @@
 import type { Manifest } from '../model/manifest.ts';
 import type { EmbeddingTable, ModelConfig } from '../model/types.ts';
 import { readTableRows, readTableRowsInOrder } from '../model/store.ts';
-import type { Plan } from '../plan/types.ts';
+import type { Plan, ShardPiece } from '../plan/types.ts';
 import { readProfile } from '../profile/format.ts';
 
 /** Per table, original id → hotness position; null where the plan serves rows in identity order. */
@@ -17,8 +17,14 @@ export function readHotnessOrder(plan: Plan, config: ModelConfig, tables?: Reado
   return profile.tables.map((t) => t.permutation);
 }
 
-/** Rows at hotness positions [start, start + count) of table `t`. */
-export function readHotnessRows(dir: string, manifest: Manifest, order: HotnessOrder | null, t: number, start: number, count: number): EmbeddingTable {
-  const position = order?.[t];
-  return position ? readTableRowsInOrder(dir, manifest, t, position, start, count) : readTableRows(dir, manifest, t, start, count);
+/**
+ * The rows of each range, hotness positions [rowStart, rowEnd) of its table. Callers pass the
+ * order in rather than capturing it in a closure of their own: a closure would keep the
+ * permutations (4 bytes a row) alive as long as any other closure of the same scope.
+ */
+export function readHotnessRanges(dir: string, manifest: Manifest, order: HotnessOrder | null, ranges: readonly ShardPiece[]): EmbeddingTable[] {
+  return ranges.map(({ table, rowStart, rowEnd }) => {
+    const position = order?.[table];
+    return position ? readTableRowsInOrder(dir, manifest, table, position, rowStart, rowEnd - rowStart) : readTableRows(dir, manifest, table, rowStart, rowEnd - rowStart);
+  });
 }

@@ -8,7 +8,7 @@ import { FrameError } from './frame.ts';
 import type { Reply } from './frame-server.ts';
 import { decodeLookupRequest, encodeLookupResponse } from './messages.ts';
 import type { ServiceMetrics } from './metrics.ts';
-import { readHotnessOrder, readHotnessRows } from './hotness.ts';
+import { readHotnessOrder, readHotnessRanges } from './hotness.ts';
 import { UtilityMeter } from './utility-meter.ts';
 
 /**
@@ -27,7 +27,7 @@ export class ShardService {
     const spec = plan.shards[shard];
     this.name = spec.name;
     const order = readHotnessOrder(plan, config, new Set(spec.pieces.map((p) => p.table)));
-    this.pieces = spec.pieces.map((p) => readHotnessRows(dir, manifest, order, p.table, p.rowStart, p.rowEnd - p.rowStart));
+    this.pieces = readHotnessRanges(dir, manifest, order, spec.pieces);
     const windowSamples = UTILITY_WINDOW_QUERIES * (plan.workload?.samplesPerQuery ?? 1);
     this.utility = new UtilityMeter(this.pieces.map((p) => p.rows), windowSamples, (u) => metrics.memoryUtility.set(u));
     metrics.rowsHeld.set(this.utility.rowsHeld);
