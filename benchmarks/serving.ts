@@ -40,7 +40,6 @@ interface Deployment {
   label: string;
   /** Prefix of its progress lines. */
   tag: string;
-  plan: Plan | null;
   sup: LocalSupervisor;
   target: LoadTarget;
   search: MaxQpsSearch;
@@ -52,7 +51,7 @@ async function deploy(label: string, tag: string, plan: Plan | null): Promise<De
   const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: COALESCE, log });
   await sup.start();
   const search = new MaxQpsSearch({ slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: (line) => log(`[${tag}] ${line.trim()}`) });
-  return { label, tag, plan, sup, target: { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, search };
+  return { label, tag, sup, target: { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, search };
 }
 
 /** Sum of a counter over the deployment's router replicas, each scraped on its own metrics port. */
