@@ -60,7 +60,7 @@ const plannedCapacity = (p: PlannedStrategy) => Math.min(...p.estimate.services.
 
 async function serve(p: PlannedStrategy, searchMax: boolean): Promise<Served> {
   log(`\n== ${p.plan.strategy}: ${p.plan.shards.map((s) => `${s.name}×${s.replicas}`).join(' ')}`);
-  const sup = new LocalSupervisor({ modelDir, plan: p.plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log });
+  const sup = new LocalSupervisor({ modelDir, plan: p.plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING });
   await sup.start();
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };

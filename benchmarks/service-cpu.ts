@@ -61,7 +61,7 @@ async function allStageSeconds(ports: number[]): Promise<Map<string, number>> {
 
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
   log(`== ${label}`);
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: coalescingFromEnv(), log });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: coalescingFromEnv() });
   await sup.start();
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };

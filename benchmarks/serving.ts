@@ -48,7 +48,7 @@ interface Deployment {
 
 async function deploy(label: string, tag: string, plan: Plan | null): Promise<Deployment> {
   log(`starting ${label}…`);
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: COALESCE, log });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: COALESCE });
   await sup.start();
   const search = new MaxQpsSearch({ slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: (line) => log(`[${tag}] ${line.trim()}`) });
   return { label, tag, sup, target: { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, search };

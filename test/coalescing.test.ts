@@ -39,6 +39,12 @@ class FakeEngine implements InferenceEngine {
     await new Promise((r) => setTimeout(r, this.delayMs));
     return Float32Array.from({ length: batch.size }, (_, s) => batch.dense[s * 4]);
   }
+  queueAgeMs() {
+    return 0;
+  }
+  unready() {
+    return null;
+  }
   async close() {}
 }
 
@@ -49,7 +55,7 @@ test('an idle engine dispatches at once; a busy one merges arrivals and splits t
   const results = await Promise.all(qs.map((q) => engine.infer(q)));
   qs.forEach((q, i) => assert.deepEqual(results[i], Float32Array.from([q.dense[0], q.dense[4], q.dense[8]])));
   assert.deepEqual(inner.calls, [3, 9, 9], 'first alone, then merged up to 9 samples');
-  const failing = new CoalescingEngine({ ...inner, config: tiny, infer: async () => Promise.reject(new Error('shard down')), close: async () => {} }, { maxConcurrent: 1, maxSamples: 9, maxDelayMs: 0 });
+  const failing = new CoalescingEngine({ config: tiny, infer: async () => Promise.reject(new Error('shard down')), queueAgeMs: () => 0, unready: () => null, close: async () => {} }, { maxConcurrent: 1, maxSamples: 9, maxDelayMs: 0 });
   await assert.rejects(failing.infer(qs[0]), /shard down/);
 });
 

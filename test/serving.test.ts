@@ -28,6 +28,7 @@ import { runPlanner } from '../src/planner/planner.ts';
 import { writePlan, readPlan } from '../src/plan/validate.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { maxAbsDiff, tempDir } from './helpers.ts';
+import { silentLogger } from '../src/util/log.ts';
 
 const dir = tempDir();
 /** tiny, with a mean-pooling twin and uneven tables so pieces split tables at odd boundaries. */
@@ -44,7 +45,7 @@ after(async () => {
 
 /** Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge. */
 async function serve(modelDir: string, plan: Plan | null): Promise<LocalSupervisor> {
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: () => {} });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: silentLogger });
   running.add(sup);
   await sup.start();
   return sup;
@@ -222,7 +223,7 @@ test('the monolithic server, the public API contract, bad requests and metrics',
     assert.equal((await fetch(`${base}/v2/models/tiny/infer`, { method: 'POST', body: '{not json' })).status, 400);
     // A body over the limit is refused by its Content-Length, with a message, not a reset.
     const oversized = await post(sup.routerPort, '/v2/models/tiny/infer', { 'content-length': 65 << 20 }, ['{"inputs": ['], false);
-    assert.equal(oversized.status, 400);
+    assert.equal(oversized.status, 413);
     assert.match(oversized.body.toString(), /request body is over 67108864 bytes/);
     // Still serving after bad requests.
     const scores = await inferJson(sup.routerPort, 'tiny', q, 4);

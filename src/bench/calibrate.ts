@@ -10,6 +10,7 @@ import { Rng } from '../util/rng.ts';
 import { QueryGenerator } from '../workload/generate-trace.ts';
 import { inferBinary } from '../protocol/oip-client.ts';
 import { ShardwiseError, ErrorCodes } from '../util/errors.ts';
+import { silentLogger } from '../util/log.ts';
 
 export interface CalibrateOptions {
   modelDir: string;
@@ -70,7 +71,7 @@ export async function calibrate(opts: CalibrateOptions): Promise<Calibration> {
   const config = configOf(readManifest(opts.modelDir));
   const T = config.tables.length;
   const plan = rowWisePlan(config, { shards: 1, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });
-  const sup = new LocalSupervisor({ modelDir: opts.modelDir, plan, port: 0, deadlineMs: 10_000, coalesce: null, log: () => {} });
+  const sup = new LocalSupervisor({ modelDir: opts.modelDir, plan, port: 0, deadlineMs: 10_000, coalesce: null, log: silentLogger });
   await sup.start();
   const clients: FrameClient[] = [];
   try {

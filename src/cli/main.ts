@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ShardwiseError } from '../util/errors.ts';
+import { guardStdio } from '../util/log.ts';
 import { registerGenerate } from './commands/generate.ts';
 import { registerImport } from './commands/import.ts';
 import { registerPredict } from './commands/predict.ts';
@@ -11,6 +12,8 @@ import { registerBench } from './commands/bench.ts';
 import { registerProfile } from './commands/profile.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 
+// `shardwise serve … | head` must not die with the pipe.
+guardStdio();
 const program = new Command();
 program
   .name('shardwise')

@@ -1,13 +1,35 @@
 import type { Plan } from '../plan/types.ts';
 import type { Address } from '../serving/frame-client.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
+import type { AdmissionOptions } from '../serving/admission.ts';
+import type { HttpLimits } from '../serving/http-api.ts';
+
+/** What every replica is told, whatever its role. */
+interface ReplicaSlot {
+  service: string;
+  /** The replica's slot in its service: the same across restarts. */
+  replica: number;
+  modelDir: string;
+  /** Port for /metrics and health: 0 picks one; a restarted replica gets its slot's port again. */
+  metricsPort: number;
+}
+
+/** A public front end's HTTP settings. */
+export interface FrontEndConfig {
+  port: number;
+  coalesce: CoalescingOptions | null;
+  limits: HttpLimits;
+  admission: AdmissionOptions | null;
+}
 
 /** What the supervisor tells a child process to be (passed as JSON in SHARDWISE_SERVICE). */
-export type ServiceConfig =
-  | { role: 'shard'; service: string; modelDir: string; plan: Plan; shard: number; socketPath?: string }
-  | { role: 'dense'; service: string; modelDir: string; socketPath?: string }
-  | { role: 'router'; service: string; modelDir: string; plan: Plan; port: number; shards: Address[][]; dense: Address[]; deadlineMs: number; coalesce: CoalescingOptions | null }
-  | { role: 'monolithic'; service: string; modelDir: string; port: number; coalesce: CoalescingOptions | null };
+export type ServiceConfig = ReplicaSlot &
+  (
+    | { role: 'shard'; plan: Plan; shard: number; socketPath?: string }
+    | { role: 'dense'; socketPath?: string }
+    | ({ role: 'router'; plan: Plan; shards: Address[][]; dense: Address[]; deadlineMs: number } & FrontEndConfig)
+    | ({ role: 'monolithic' } & FrontEndConfig)
+  );
 
 /** Messages between the supervisor and a child over the IPC channel. */
 export type ChildMessage =
@@ -16,6 +38,7 @@ export type ChildMessage =
 
 export type ParentMessage =
   | { type: 'replicas'; shard: number | 'dense'; addresses: Address[] }
-  | { type: 'stop' };
+  /** Drain and exit; a front end stays up (not ready) for graceMs first. */
+  | { type: 'stop'; graceMs: number };
 
 export const SERVICE_ENV = 'SHARDWISE_SERVICE';

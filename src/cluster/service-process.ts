@@ -3,6 +3,8 @@
  * starts the role, reports its ports over IPC, and drains and exits on 'stop', SIGTERM, or
  * when the supervisor goes away (so no process outlives its supervisor).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { readManifest } from '../model/store.ts';
 import { configOf } from '../model/manifest.ts';
 import { FrameServer } from '../serving/frame-server.ts';
@@ -10,44 +12,72 @@ import { ServiceMetrics, startMetricsServer } from '../serving/metrics.ts';
 import type { InferenceEngine } from '../serving/engine.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
 import type { InferenceHttpServer } from '../serving/http-api.ts';
-import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
+import type { PoolEvent } from '../serving/replica-pool.ts';
+import { createLogger, type Logger } from '../util/log.ts';
+import { SERVICE_ENV, type ChildMessage, type FrontEndConfig, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
 interface Running {
   port: number;
   socketPath?: string;
   metricsPort: number;
   onReplicas?: (m: Extract<ParentMessage, { type: 'replicas' }>) => void;
-  close(): Promise<void>;
+  close(graceMs: number): Promise<void>;
 }
 
-/** A service's main listener plus its own side port for /metrics and health; close() closes both. */
-async function withMetricsPort(metrics: ServiceMetrics, main: Omit<Running, 'metricsPort'>): Promise<Running> {
-  const side = await startMetricsServer(metrics, () => true);
+type Main = Omit<Running, 'metricsPort'> & { unready: () => string | null };
+
+/**
+ * A service's main listener plus its own side port for /metrics and health; close() closes
+ * both. The side port is the slot's port from before a restart, so a scraper finds the
+ * replica where it was; if another process took it meanwhile, any free port (logged).
+ */
+async function withMetricsPort(metrics: ServiceMetrics, main: Main, port: number, log: Logger): Promise<Running> {
+  let side;
+  try {
+    side = await startMetricsServer(metrics, main.unready, port);
+  } catch (e) {
+    if (port === 0) throw e;
+    log.warn(`metrics port ${port} is taken (${(e as Error).message}); listening on another`);
+    side = await startMetricsServer(metrics, main.unready, 0);
+  }
   return {
     ...main,
     metricsPort: side.port,
-    close: async () => {
-      await main.close();
+    close: async (graceMs) => {
+      await main.close(graceMs);
       side.server.close();
     },
   };
 }
 
 /** Internal frames on a Unix socket when the supervisor gives one (same machine), else on a TCP port. */
-async function startFrameService(metrics: ServiceMetrics, handler: ConstructorParameters<typeof FrameServer>[1], socketPath?: string): Promise<Running> {
-  const server = new FrameServer(metrics.service, handler);
+async function startFrameService(metrics: ServiceMetrics, handler: ConstructorParameters<typeof FrameServer>[1], cfg: { socketPath?: string; metricsPort: number }, log: Logger): Promise<Running> {
+  const server = new FrameServer(metrics.service, handler, log.warn);
   let port = 0;
-  if (socketPath) await server.listenPath(socketPath);
+  if (cfg.socketPath) await server.listenPath(cfg.socketPath);
   else port = await server.listen(0);
-  return withMetricsPort(metrics, { port, socketPath, close: () => server.close() });
+  return withMetricsPort(metrics, { port, socketPath: cfg.socketPath, unready: () => null, close: () => server.close() }, cfg.metricsPort, log);
 }
 
 /**
  * The public API on the shared port, and this replica's own metrics port: with several
  * replicas behind one port, /metrics there answers for whichever took the connection.
  */
-async function startFrontEnd(http: InferenceHttpServer, metrics: ServiceMetrics, port: number): Promise<Running> {
-  return withMetricsPort(metrics, { port: await http.listen(port), close: () => http.close() });
+async function startFrontEnd(http: InferenceHttpServer, metrics: ServiceMetrics, cfg: FrontEndConfig & { metricsPort: number }, log: Logger): Promise<Running> {
+  const port = await http.listen(cfg.port);
+  return withMetricsPort(metrics, { port, unready: () => http.unready(), close: (graceMs) => http.close(graceMs) }, cfg.metricsPort, log);
+}
+
+/** Downstream pool events: a log line and a counter each (hedges only counted: they are routine). */
+function poolEvents(metrics: ServiceMetrics, log: Logger): (e: PoolEvent) => void {
+  return (e) => {
+    const labels = { service: metrics.service, pool: e.service };
+    if (e.type === 'hedged') return metrics.hedges.inc(labels);
+    if (e.type === 'ejected') {
+      metrics.ejections.inc(labels);
+      log.warn(`ejected ${e.service} replica ${e.replica} for ${e.forMs} ms: ${e.reason}`);
+    } else log.info(`${e.service} replica ${e.replica} answers again; back in rotation after ${e.afterMs} ms`);
+  };
 }
 
 async function coalesced(engine: InferenceEngine, opts: CoalescingOptions | null): Promise<InferenceEngine> {
@@ -56,7 +86,7 @@ async function coalesced(engine: InferenceEngine, opts: CoalescingOptions | null
   return new CoalescingEngine(engine, opts);
 }
 
-async function start(cfg: ServiceConfig): Promise<Running> {
+async function start(cfg: ServiceConfig, log: Logger): Promise<Running> {
   const metrics = new ServiceMetrics(cfg.service);
   const manifest = readManifest(cfg.modelDir);
   const config = configOf(manifest);
@@ -64,41 +94,42 @@ async function start(cfg: ServiceConfig): Promise<Running> {
   switch (cfg.role) {
     case 'shard': {
       const { ShardService } = await import('../serving/shard-service.ts');
-      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, config, cfg.plan, cfg.shard, metrics).handle, cfg.socketPath);
+      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, config, cfg.plan, cfg.shard, metrics).handle, cfg, log);
     }
     case 'dense': {
       const { DenseModel } = await import('../reference/dense-model.ts');
       const { DenseService } = await import('../serving/dense-service.ts');
       const { loadDense } = await import('../model/store.ts');
       const dense = await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
-      const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle, cfg.socketPath);
-      return { ...running, close: async () => (await running.close(), await dense.close()) };
+      const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle, cfg, log);
+      return { ...running, close: async (graceMs) => (await running.close(graceMs), await dense.close()) };
     }
     case 'monolithic': {
       const { ReferenceModel } = await import('../reference/reference-model.ts');
       const { MonolithicEngine } = await import('../serving/engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadModel } = await import('../model/store.ts');
-      const http = new InferenceHttpServer(await coalesced(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), cfg.coalesce), metrics);
-      return startFrontEnd(http, metrics, cfg.port);
+      const engine = await coalesced(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), cfg.coalesce);
+      return startFrontEnd(new InferenceHttpServer(engine, metrics, { limits: cfg.limits, admission: cfg.admission, log }), metrics, cfg, log);
     }
     case 'router': {
       const { DenseModel } = await import('../reference/dense-model.ts');
-      const { ReplicaPool } = await import('../serving/frame-client.ts');
+      const { ReplicaPool, DEFAULT_POOL_HEALTH } = await import('../serving/replica-pool.ts');
       const { DisaggregatedEngine } = await import('../serving/disaggregated-engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadDense } = await import('../model/store.ts');
       const { readHotnessOrder, readHotnessRanges } = await import('../serving/hotness.ts');
-      const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs));
+      const onPoolEvent = poolEvents(metrics, log);
+      const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs, DEFAULT_POOL_HEALTH, onPoolEvent));
       const denseRemote = cfg.plan.dense.placement === 'service';
-      const dense = denseRemote ? new ReplicaPool('dense', cfg.dense) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
+      const dense = denseRemote ? new ReplicaPool('dense', cfg.dense, DEFAULT_POOL_HEALTH, onPoolEvent) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const cacheRows = cfg.plan.router.cacheRows;
       const order = readHotnessOrder(cfg.plan, config);
       const cache = cacheRows > 0 ? readHotnessRanges(cfg.modelDir, manifest, order, config.tables.map((t, table) => ({ table, rowStart: 0, rowEnd: Math.min(cacheRows, t.rows) }))) : null;
       const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
-      const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics);
+      const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics, { limits: cfg.limits, admission: cfg.admission, log });
       return {
-        ...(await startFrontEnd(http, metrics, cfg.port)),
+        ...(await startFrontEnd(http, metrics, cfg, log)),
         onReplicas: (m) => (m.shard === 'dense' ? (dense as InstanceType<typeof ReplicaPool>).setAddresses(m.addresses) : shards[m.shard].setAddresses(m.addresses)),
       };
     }
@@ -107,30 +138,46 @@ async function start(cfg: ServiceConfig): Promise<Running> {
 
 const send = (m: ChildMessage) => process.send?.(m);
 
+/**
+ * With the supervisor gone (SIGKILLed, crashed), nobody removes the socket folder: the last
+ * internal service to leave it does (rmdir succeeds only on an empty folder).
+ */
+function removeSocketDirIfLast(socketPath: string | undefined): void {
+  if (!socketPath) return;
+  try {
+    fs.rmSync(socketPath, { force: true });
+    fs.rmdirSync(path.dirname(socketPath));
+  } catch {
+    // Another replica's socket is still there; it removes the folder when it leaves.
+  }
+}
+
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env[SERVICE_ENV] ?? 'null') as ServiceConfig;
+  const log = createLogger(`${cfg?.service ?? 'service'}/${cfg?.replica ?? 0}`);
   let running: Running;
   try {
-    running = await start(cfg);
+    running = await start(cfg, log);
   } catch (e) {
     send({ type: 'failed', message: (e as Error).message });
-    process.stderr.write(`${cfg?.service ?? 'service'}: failed to start: ${(e as Error).stack ?? e}\n`);
+    log.error(`failed to start: ${(e as Error).stack ?? e}`);
     process.exit(1);
   }
   let stopping = false;
-  const stop = async () => {
+  const stop = async (graceMs: number, orphaned = false) => {
     if (stopping) return;
     stopping = true;
-    await running.close();
+    await running.close(graceMs);
+    if (orphaned) removeSocketDirIfLast(running.socketPath);
     process.exit(0);
   };
   process.on('message', (m: ParentMessage) => {
-    if (m.type === 'stop') void stop();
+    if (m.type === 'stop') void stop(m.graceMs);
     else if (m.type === 'replicas') running.onReplicas?.(m);
   });
-  process.on('SIGTERM', () => void stop());
+  process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => {}); // the supervisor owns Ctrl-C and stops children in order
-  process.on('disconnect', () => void stop());
+  process.on('disconnect', () => void stop(0, true));
   send({ type: 'ready', port: running.port, socketPath: running.socketPath, metricsPort: running.metricsPort, rssBytes: process.memoryUsage.rss() });
 }
 

@@ -8,17 +8,29 @@ import { fileURLToPath } from 'node:url';
 import type { Plan } from '../plan/types.ts';
 import type { Address } from '../serving/frame-client.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
+import { type AdmissionOptions, DEFAULT_SLA_P99_MS, admissionForSla } from '../serving/admission.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
+import { createLogger, type Logger } from '../util/log.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
 const ENTRY = fileURLToPath(new URL('./service-process.ts', import.meta.url));
 /** tsx by absolute URL, so children start wherever the CLI is run from. */
 const TSX = import.meta.resolve('tsx');
 const READY_TIMEOUT_MS = 180_000;
+/** How long a replica may take to drain and exit after its grace period before it is SIGKILLed. */
 const STOP_TIMEOUT_MS = 15_000;
-/** A replica that dies this often within the window is left down rather than restarted in a loop. */
-const MAX_RESTARTS = 5;
+/**
+ * Crash-loop backoff, as a kubelet does it: the first two deaths within the window restart at
+ * once, then each waits twice as long, up to 30 s. A replica is never left down for good: a
+ * public port that closes forever because of a burst of crashes is worse than a slow retry.
+ */
 const RESTART_WINDOW_MS = 60_000;
+const MAX_BACKOFF_MS = 30_000;
+const backoffMs = (deathsInWindow: number) => (deathsInWindow <= 2 ? 0 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (deathsInWindow - 3)));
+/** Socket folders are named after the supervisor's pid, so a later start can tell a dead one's leftovers. */
+const SOCKET_DIR_PREFIX = 'shardwise-';
+const SOCKET_DIR_PATTERN = /^shardwise-(\d+)-/;
 
 /**
  * V8 heap sizing for every service process: a serving process allocates a few hundred KiB of
@@ -65,6 +77,7 @@ function forkService(cfg: ServiceConfig): ChildProcess {
 export interface ReplicaInfo {
   service: string;
   role: ServiceConfig['role'];
+  /** The replica's slot in its service, kept across restarts. */
   replica: number;
   pid: number;
   /** TCP port (the router's public port), or 0 for a service reached over its Unix socket. */
@@ -80,6 +93,7 @@ interface Replica {
   child: ChildProcess;
   info: ReplicaInfo;
   stopping: boolean;
+  /** When this slot's replicas died within the restart window (crash-loop backoff). */
   restartTimes: number[];
 }
 
@@ -91,7 +105,35 @@ export interface SupervisorOptions {
   deadlineMs: number;
   /** Dynamic batching at the front end (router or monolithic server); null turns it off. */
   coalesce: CoalescingOptions | null;
-  log?: (line: string) => void;
+  /** The front end's limits (default DEFAULT_HTTP_LIMITS). */
+  limits?: HttpLimits;
+  /** Admission control at the front end (default: for a 50 ms p99 SLA); null queues without bound. */
+  admission?: AdmissionOptions | null;
+  log?: Logger;
+}
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** Removes socket folders left by supervisors that died without cleaning up (SIGKILL, OOM, power loss). */
+function removeStaleSocketDirs(log: Logger): void {
+  const tmp = os.tmpdir();
+  for (const name of fs.readdirSync(tmp)) {
+    const m = SOCKET_DIR_PATTERN.exec(name);
+    if (!m || processAlive(Number(m[1]))) continue;
+    try {
+      fs.rmSync(path.join(tmp, name), { recursive: true, force: true });
+      log.info(`removed ${path.join(tmp, name)}, left by supervisor pid ${m[1]} which is gone`);
+    } catch {
+      // Not ours to remove (permissions): leave it.
+    }
+  }
 }
 
 /** A free loopback port, so front-end replicas share a port of their own (cluster shares listeners by port). */
@@ -110,19 +152,27 @@ const address = (r: Replica): Address => (r.info.socketPath ? { path: r.info.soc
 
 /**
  * Runs a plan on this machine: every replica is its own OS process. Starts shards and dense
- * replicas, then the router with their addresses; restarts a replica that dies and tells the
- * router its new address; stop() drains the router first, then everything else.
+ * replicas, then the router with their addresses; restarts a replica that dies (with
+ * crash-loop backoff) on its slot's metrics port and tells the router its new address;
+ * stop() drains the router first, then everything else.
  */
 export class LocalSupervisor {
   private readonly groups = new Map<string, Replica[]>();
   private stopped = false;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   /** Unix sockets of the internal services (measured 1.5× loopback TCP: bench:transport). */
-  private readonly socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-'));
+  private readonly socketDir: string;
   private sockets = 0;
+  private readonly backoffTimers = new Set<NodeJS.Timeout>();
+  private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
 
   constructor(private readonly opts: SupervisorOptions) {
-    this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
+    this.log = opts.log ?? createLogger('supervisor');
+    removeStaleSocketDirs(this.log);
+    this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
+    // Every exit path but SIGKILL runs this; after a SIGKILL the children remove the folder
+    // as they leave, and the next supervisor's removeStaleSocketDirs catches what is left.
+    process.once('exit', this.removeSocketDir);
   }
 
   /** Every replica, in start order. */
@@ -134,23 +184,31 @@ export class LocalSupervisor {
     return (this.groups.get('router') ?? this.groups.get('model'))![0].info.port;
   }
 
+  /** Why the deployment cannot serve every query now (a service with no live replica), or null. */
+  unready(): string | null {
+    for (const [service, group] of this.groups) if (group.length === 0) return `service ${service} has no running replica`;
+    return null;
+  }
+
   async start(): Promise<void> {
-    const { modelDir, plan, deadlineMs, coalesce } = this.opts;
+    const { modelDir, plan, deadlineMs, coalesce, limits = DEFAULT_HTTP_LIMITS } = this.opts;
+    const admission = this.opts.admission === undefined ? admissionForSla(DEFAULT_SLA_P99_MS, coalesce?.maxDelayMs) : this.opts.admission;
     try {
       const port = this.opts.port || (await freePort());
+      const frontEnd = { port, coalesce, limits, admission };
       if (!plan) {
-        await this.startGroup('model', [{ role: 'monolithic', service: 'model', modelDir, port, coalesce }]);
+        await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, metricsPort: 0, ...frontEnd }));
         return;
       }
       const starts: Promise<unknown>[] = plan.shards.map((s, shard) =>
-        this.startGroup(s.name, Array.from({ length: s.replicas }, () => ({ role: 'shard' as const, service: s.name, modelDir, plan, shard }))),
+        this.startGroup(s.name, s.replicas, (replica) => ({ role: 'shard', service: s.name, replica, modelDir, metricsPort: 0, plan, shard })),
       );
       if (plan.dense.placement === 'service') {
-        starts.push(this.startGroup('dense', Array.from({ length: plan.dense.replicas }, () => ({ role: 'dense' as const, service: 'dense', modelDir }))));
+        starts.push(this.startGroup('dense', plan.dense.replicas, (replica) => ({ role: 'dense', service: 'dense', replica, modelDir, metricsPort: 0 })));
       }
       await Promise.all(starts);
-      const router = { role: 'router' as const, service: 'router', modelDir, plan, port, ...this.internalAddresses(plan), deadlineMs, coalesce };
-      await this.startGroup('router', Array.from({ length: plan.router.replicas }, () => router));
+      const addresses = this.internalAddresses(plan);
+      await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, metricsPort: 0, plan, ...addresses, deadlineMs, ...frontEnd }));
     } catch (e) {
       await this.stop();
       throw e;
@@ -162,23 +220,24 @@ export class LocalSupervisor {
     return { shards: plan.shards.map((s) => this.groups.get(s.name)!.map(address)), dense: (this.groups.get('dense') ?? []).map(address) };
   }
 
-  private async startGroup(service: string, cfgs: ServiceConfig[]): Promise<void> {
+  private async startGroup(service: string, replicas: number, cfgOf: (replica: number) => ServiceConfig): Promise<void> {
     const group: Replica[] = [];
     this.groups.set(service, group);
-    await Promise.all(cfgs.map(async (cfg, i) => (group[i] = await this.spawn(cfg, i, 0))));
+    await Promise.all(Array.from({ length: replicas }, async (_, i) => (group[i] = await this.spawn(cfgOf(i), 0))));
   }
 
-  private spawn(cfg: ServiceConfig, replica: number, restarts: number): Promise<Replica> {
+  private spawn(cfg: ServiceConfig, restarts: number): Promise<Replica> {
     if (cfg.role === 'shard' || cfg.role === 'dense') cfg = { ...cfg, socketPath: path.join(this.socketDir, `${++this.sockets}.sock`) };
+    const who = `${cfg.service} replica ${cfg.replica}`;
     return new Promise((resolve, reject) => {
       const child = forkService(cfg);
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
-        reject(new ShardwiseError(ErrorCodes.SERVICE, `${cfg.service} replica ${replica} did not become ready within ${READY_TIMEOUT_MS / 1000} s`));
+        reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} did not become ready within ${READY_TIMEOUT_MS / 1000} s`));
       }, READY_TIMEOUT_MS);
       const onExit = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
-        reject(new ShardwiseError(ErrorCodes.SERVICE, `${cfg.service} replica ${replica} exited during start (${signal ?? `code ${code}`})`, 'its error is printed above'));
+        reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} exited during start (${signal ?? `code ${code}`})`, 'its error is printed above'));
       };
       child.once('exit', onExit);
       child.on('message', (m: ChildMessage) => {
@@ -187,11 +246,11 @@ export class LocalSupervisor {
         clearTimeout(timer);
         child.off('exit', onExit);
         const r: Replica = {
-          cfg,
+          cfg: { ...cfg, metricsPort: m.metricsPort },
           child,
           stopping: false,
           restartTimes: [],
-          info: { service: cfg.service, role: cfg.role, replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, restarts },
+          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, restarts },
         };
         child.once('exit', (code, signal) => void this.onUnexpectedExit(r, code, signal));
         resolve(r);
@@ -201,29 +260,37 @@ export class LocalSupervisor {
 
   private async onUnexpectedExit(r: Replica, code: number | null, signal: string | null): Promise<void> {
     if (r.stopping || this.stopped) return;
-    const now = Date.now();
-    r.restartTimes = r.restartTimes.filter((t) => now - t < RESTART_WINDOW_MS);
-    const what = `${r.info.service} replica ${r.info.replica} (pid ${r.info.pid}) exited (${signal ?? `code ${code}`})`;
-    if (r.restartTimes.length >= MAX_RESTARTS) {
-      this.log(`${what}; it died ${MAX_RESTARTS} times within ${RESTART_WINDOW_MS / 1000} s, leaving it down`);
-      return this.publish(r.info.service);
-    }
-    this.log(`${what}; restarting`);
+    this.log.warn(`${r.info.service} replica ${r.info.replica} (pid ${r.info.pid}) exited (${signal ?? `code ${code}`}); restarting`);
     // Take the dead replica out of the router's choice at once, then add the new one.
     const group = this.groups.get(r.info.service)!;
     group.splice(group.indexOf(r), 1);
     this.publish(r.info.service);
-    try {
-      // A router comes back with the internal services' current addresses, not those of its first start.
-      const cfg = r.cfg.role === 'router' ? { ...r.cfg, ...this.internalAddresses(r.cfg.plan) } : r.cfg;
-      const fresh = await this.spawn(cfg, r.info.replica, r.info.restarts + 1);
-      fresh.restartTimes = [...r.restartTimes, now];
-      if (this.stopped) return void fresh.child.kill('SIGTERM');
-      group.splice(Math.min(r.info.replica, group.length), 0, fresh);
-      this.publish(r.info.service);
-      this.log(`${r.info.service} replica ${r.info.replica} is back as pid ${fresh.info.pid}`);
-    } catch (e) {
-      this.log(`${r.info.service} replica ${r.info.replica} could not be restarted: ${(e as Error).message}`);
+    let deaths = r.restartTimes;
+    for (let attempt = r.info.restarts + 1; !this.stopped; attempt++) {
+      const now = Date.now();
+      deaths = [...deaths.filter((t) => now - t < RESTART_WINDOW_MS), now];
+      const wait = backoffMs(deaths.length);
+      if (wait > 0) {
+        this.log.warn(`crash loop: ${r.info.service} replica ${r.info.replica} died ${deaths.length} times within ${RESTART_WINDOW_MS / 1000} s; next start in ${wait / 1000} s`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => (this.backoffTimers.delete(t), resolve()), wait);
+          this.backoffTimers.add(t);
+        });
+        if (this.stopped) return;
+      }
+      try {
+        // A router comes back with the internal services' current addresses, not those of its first start.
+        const cfg = r.cfg.role === 'router' ? { ...r.cfg, ...this.internalAddresses(r.cfg.plan) } : r.cfg;
+        const fresh = await this.spawn(cfg, attempt);
+        fresh.restartTimes = deaths;
+        if (this.stopped) return void fresh.child.kill('SIGTERM');
+        group.splice(Math.min(r.info.replica, group.length), 0, fresh);
+        this.publish(r.info.service);
+        this.log.info(`${r.info.service} replica ${r.info.replica} is back as pid ${fresh.info.pid} (metrics port ${fresh.info.metricsPort})`);
+        return;
+      } catch (e) {
+        this.log.error(`${r.info.service} replica ${r.info.replica} could not be restarted: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -236,25 +303,34 @@ export class LocalSupervisor {
     for (const router of this.groups.get('router') ?? []) if (router.child.connected) router.child.send(msg);
   }
 
-  private stopReplica(r: Replica): Promise<void> {
+  private stopReplica(r: Replica, graceMs: number): Promise<void> {
     r.stopping = true;
     if (r.child.exitCode !== null || r.child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
-      const kill = setTimeout(() => r.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      const kill = setTimeout(() => {
+        this.log.warn(`${r.info.service} replica ${r.info.replica} (pid ${r.info.pid}) did not exit within ${(graceMs + STOP_TIMEOUT_MS) / 1000} s; killing it`);
+        r.child.kill('SIGKILL');
+      }, graceMs + STOP_TIMEOUT_MS);
       r.child.once('exit', () => {
         clearTimeout(kill);
         resolve();
       });
-      if (r.child.connected) r.child.send({ type: 'stop' } satisfies ParentMessage);
+      if (r.child.connected) r.child.send({ type: 'stop', graceMs } satisfies ParentMessage);
       else r.child.kill('SIGTERM');
     });
   }
 
-  /** Drains and stops everything: the router (no new queries, in-flight ones finish), then the rest. */
-  async stop(): Promise<void> {
+  /**
+   * Drains and stops everything: the front ends first (not ready at once, still serving for
+   * `graceMs` while load balancers notice, then in-flight queries finish), then the rest.
+   */
+  async stop(graceMs = 0): Promise<void> {
     this.stopped = true;
-    for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r)));
-    await Promise.all([...this.groups.values()].flat().map((r) => this.stopReplica(r)));
-    fs.rmSync(this.socketDir, { recursive: true, force: true });
+    for (const t of this.backoffTimers) clearTimeout(t);
+    this.backoffTimers.clear();
+    for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r, graceMs)));
+    await Promise.all([...this.groups.values()].flat().map((r) => this.stopReplica(r, 0)));
+    this.removeSocketDir();
+    process.off('exit', this.removeSocketDir);
   }
 }

@@ -41,12 +41,35 @@ function flatten(data: unknown[]): unknown[] {
 /** Where each tensor's values come from: its JSON `data`, or its slice of the binary section. */
 type Source = { json: unknown[] } | { bytes: Buffer };
 
-function checkTensor(t: OipTensor, kinds: Set<string>, expectedType: string): number {
-  if (!kinds.has(t.datatype)) throw badRequest(`tensor '${t.name}' has datatype ${JSON.stringify(t.datatype)}, expected ${expectedType}`);
-  if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw badRequest(`tensor '${t.name}' has shape ${JSON.stringify(t.shape)}; expected an array of non-negative integers`);
+/**
+ * Bounds a request may not exceed, checked against the declared shapes before any tensor is
+ * allocated (a shape of [4294967295] must not reserve 16 GB).
+ */
+export interface RequestLimits {
+  /** Samples in one request. */
+  maxBatch: number;
+  /** Lookups (ids) in one request. */
+  maxIds: number;
+}
+
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = { maxBatch: 4096, maxIds: 1 << 22 };
+
+/** The tensor's element count from its declared shape, refusing a malformed shape or one over `maxElements`. */
+function checkShape(t: OipTensor, maxElements: number, limit: string): number {
+  const shape: unknown = t.shape;
+  if (!Array.isArray(shape) || shape.length === 0 || shape.length > 4 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw badRequest(`tensor '${t.name}' has shape ${JSON.stringify(shape) ?? String(shape)}; expected an array of 1 to 4 non-negative integers`);
   }
-  return t.shape.reduce((a, b) => a * b, 1);
+  let count = 1;
+  for (const d of shape as number[]) {
+    count *= d;
+    if (count > maxElements) throw badRequest(`tensor '${t.name}' has shape ${JSON.stringify(shape)}, over the server's limit of ${limit}`, 'send smaller batches');
+  }
+  return count;
+}
+
+function checkType(t: OipTensor, kinds: Set<string>, expectedType: string): void {
+  if (!kinds.has(t.datatype)) throw badRequest(`tensor '${t.name}' has datatype ${JSON.stringify(t.datatype) ?? String(t.datatype)}, expected ${expectedType}`);
 }
 
 function jsonValues(t: OipTensor, src: { json: unknown[] }, count: number): unknown[] {
@@ -69,8 +92,8 @@ function view<T extends Float32Array | Int32Array>(b: Buffer, Type: { new (buffe
   return out;
 }
 
-function toFloat32(t: OipTensor, src: Source): Float32Array {
-  const count = checkTensor(t, FLOAT_TYPES, 'FP32');
+function toFloat32(t: OipTensor, src: Source, count: number): Float32Array {
+  checkType(t, FLOAT_TYPES, 'FP32');
   let out: Float32Array;
   if ('bytes' in src) {
     out = view(binaryBytes(t, src, count), Float32Array);
@@ -92,8 +115,8 @@ function toFloat32(t: OipTensor, src: Source): Float32Array {
 const badId = (t: OipTensor, v: unknown, i: number) =>
   badRequest(`tensor '${t.name}' has ${typeof v === 'bigint' ? v.toString() : JSON.stringify(v)} at position ${i}; expected an integer in 0..2147483647`);
 
-function toInt32(t: OipTensor, src: Source): Int32Array {
-  const count = checkTensor(t, INTEGER_TYPES, 'INT64');
+function toInt32(t: OipTensor, src: Source, count: number): Int32Array {
+  checkType(t, INTEGER_TYPES, 'INT64');
   if ('bytes' in src) {
     const b = binaryBytes(t, src, count);
     if (t.datatype === 'INT32') {
@@ -120,29 +143,48 @@ function toInt32(t: OipTensor, src: Source): Int32Array {
   return out;
 }
 
+const INPUT_NAMES = new Set(['dense', 'indices', 'offsets', 'per_sample_weights']);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The request's own fields besides its inputs: `id` a string, `outputs` an array naming `score`, `parameters` an object. */
+function checkEnvelope(req: Record<string, unknown>): void {
+  if (req.id !== undefined && typeof req.id !== 'string') throw badRequest(`request 'id' must be a string, got ${typeof req.id}`);
+  if (req.parameters !== undefined && !isObject(req.parameters)) throw badRequest("request 'parameters' must be a JSON object");
+  if (req.outputs === undefined) return;
+  if (!Array.isArray(req.outputs)) throw badRequest("request 'outputs' must be an array of {name: 'score'}");
+  for (const o of req.outputs) {
+    if (!isObject(o) || o.name !== 'score') throw badRequest(`request 'outputs' names ${JSON.stringify(isObject(o) ? o.name : o) ?? 'nothing'}; this model's only output is 'score'`);
+    if (o.parameters !== undefined && !isObject(o.parameters)) throw badRequest("an output's 'parameters' must be a JSON object");
+  }
+}
+
 /**
  * Decodes an OIP request into a Batch (shapes checked here; id ranges by validateBatch).
  * `binary` is the section after the JSON header under Triton's binary tensor extension:
  * inputs with parameters.binary_data_size take their bytes from it, in input order.
+ * Every declared shape is checked against `limits` and against the values actually sent
+ * before a tensor is allocated.
  */
-export function decodeRequest(body: unknown, config: ModelConfig, binary?: Buffer): Batch {
-  const req = body as OipRequest;
-  if (typeof req !== 'object' || req === null || !Array.isArray(req.inputs)) {
+export function decodeRequest(body: unknown, config: ModelConfig, binary?: Buffer, limits: RequestLimits = DEFAULT_REQUEST_LIMITS): Batch {
+  if (!isObject(body) || !Array.isArray(body.inputs)) {
     throw badRequest("request body must be a JSON object with an 'inputs' array", 'see the Open Inference Protocol v2 infer request');
   }
+  checkEnvelope(body);
   const byName = new Map<string, { t: OipTensor; src: Source }>();
   let at = 0;
-  for (const t of req.inputs) {
-    if (typeof t?.name !== 'string') throw badRequest("every input needs a 'name'");
-    if (!['dense', 'indices', 'offsets', 'per_sample_weights'].includes(t.name)) {
-      throw badRequest(`unknown input tensor '${t.name}'`, "inputs are 'dense', 'indices', 'offsets' and optionally 'per_sample_weights'");
+  for (const t of body.inputs as OipTensor[]) {
+    if (!isObject(t) || typeof t.name !== 'string') throw badRequest("every input must be an object with a 'name'");
+    if (!INPUT_NAMES.has(t.name)) {
+      throw badRequest(`unknown input tensor ${JSON.stringify(t.name)}`, "inputs are 'dense', 'indices', 'offsets' and optionally 'per_sample_weights'");
     }
+    if (byName.has(t.name)) throw badRequest(`input tensor '${t.name}' is given twice`);
+    if (t.parameters !== undefined && !isObject(t.parameters)) throw badRequest(`tensor '${t.name}' has 'parameters' that is not a JSON object`);
     const size = t.parameters?.binary_data_size;
     let src: Source;
     if (size !== undefined) {
       if (!binary) throw badRequest(`tensor '${t.name}' has binary_data_size but the request has no binary section`, 'send the Inference-Header-Content-Length header');
-      if (!Number.isInteger(size) || size < 0 || at + size > binary.length) {
-        throw badRequest(`tensor '${t.name}' claims ${size} binary bytes at offset ${at}; the binary section has ${binary.length}`);
+      if (!Number.isSafeInteger(size) || size < 0 || at + size > binary.length) {
+        throw badRequest(`tensor '${t.name}' claims ${JSON.stringify(size)} binary bytes at offset ${at}; the binary section has ${binary.length}`);
       }
       src = { bytes: binary.subarray(at, at + size) };
       at += size;
@@ -158,30 +200,34 @@ export function decodeRequest(body: unknown, config: ModelConfig, binary?: Buffe
     if (!e) throw badRequest(`input tensor '${name}' is missing`, "inputs are 'dense' FP32 [B, num_dense], 'indices' INT64 [N], 'offsets' INT64 [B·T+1]");
     return e;
   };
+  const T = config.tables.length;
   const denseE = need('dense');
-  const dense = toFloat32(denseE.t, denseE.src);
+  const denseCount = checkShape(denseE.t, limits.maxBatch * config.numDense, `${limits.maxBatch} samples`);
   if (denseE.t.shape.length !== 2 || denseE.t.shape[1] !== config.numDense) {
     throw badRequest(`tensor 'dense' has shape ${JSON.stringify(denseE.t.shape)}, expected [B, ${config.numDense}]`);
   }
   const size = denseE.t.shape[0];
   const indicesE = need('indices');
   const offsetsE = need('offsets');
-  if (indicesE.t.shape.length !== 1) throw badRequest(`tensor 'indices' has shape ${JSON.stringify(indicesE.t.shape)}, expected [N]`);
-  if (offsetsE.t.shape.length !== 1) throw badRequest(`tensor 'offsets' has shape ${JSON.stringify(offsetsE.t.shape)}, expected [${size * config.tables.length + 1}]`);
   const weightsE = byName.get('per_sample_weights');
+  const idCount = checkShape(indicesE.t, limits.maxIds, `${limits.maxIds} ids`);
+  const offsetCount = checkShape(offsetsE.t, limits.maxBatch * T + 1, `${limits.maxBatch} samples`);
+  const weightCount = weightsE ? checkShape(weightsE.t, limits.maxIds, `${limits.maxIds} ids`) : 0;
+  if (indicesE.t.shape.length !== 1) throw badRequest(`tensor 'indices' has shape ${JSON.stringify(indicesE.t.shape)}, expected [N]`);
+  if (offsetsE.t.shape.length !== 1) throw badRequest(`tensor 'offsets' has shape ${JSON.stringify(offsetsE.t.shape)}, expected [${size * T + 1}]`);
   return {
     size,
-    dense,
-    indices: toInt32(indicesE.t, indicesE.src),
-    offsets: toInt32(offsetsE.t, offsetsE.src),
-    weights: weightsE ? toFloat32(weightsE.t, weightsE.src) : null,
+    dense: toFloat32(denseE.t, denseE.src, denseCount),
+    indices: toInt32(indicesE.t, indicesE.src, idCount),
+    offsets: toInt32(offsetsE.t, offsetsE.src, offsetCount),
+    weights: weightsE ? toFloat32(weightsE.t, weightsE.src, weightCount) : null,
   };
 }
 
-/** Whether the client asked for the score as binary (Triton's binary_data_output / binary_data). */
+/** Whether the client asked for the score as binary (Triton's binary_data_output / binary_data); the envelope is checked by decodeRequest. */
 export function wantsBinaryOutput(body: unknown): boolean {
   const req = body as OipRequest;
-  return req?.parameters?.binary_data_output === true || req?.outputs?.some((o) => o?.parameters?.binary_data === true) === true;
+  return req.parameters?.binary_data_output === true || (req.outputs?.some((o) => o.parameters?.binary_data === true) ?? false);
 }
 
 /** Encodes a Batch as an OIP request body (the load generator and tests send these). */

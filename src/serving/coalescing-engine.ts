@@ -56,6 +56,14 @@ export class CoalescingEngine implements InferenceEngine {
     });
   }
 
+  queueAgeMs(): number {
+    return this.waiting.length === 0 ? 0 : performance.now() - this.waiting[0].arrived;
+  }
+
+  unready(): string | null {
+    return this.inner.unready();
+  }
+
   private pump(): void {
     while (this.running < this.opts.maxConcurrent && this.waiting.length > 0) {
       const wait = this.waiting[0].arrived + this.opts.maxDelayMs - performance.now();

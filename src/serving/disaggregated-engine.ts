@@ -5,7 +5,7 @@ import { embeddingBag } from '../kernels/embedding-bag.ts';
 import type { DenseModel } from '../reference/dense-model.ts';
 import { Bucketizer, addPartials, divideByBagSizes } from './bucketize.ts';
 import { FrameType } from './frame.ts';
-import type { ReplicaPool } from './frame-client.ts';
+import type { ReplicaPool } from './replica-pool.ts';
 import { decodeLookupResponse, decodeScores, encodeDenseRequest, encodeLookupRequest } from './messages.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { InferenceEngine } from './engine.ts';
@@ -29,7 +29,7 @@ const bytesOf = (parts: Buffer[]) => parts.reduce((s, p) => s + p.length, 0);
 
 /**
  * The router's side of a query: map ids to hotness order and bucketize by shard range, pool cached hot rows locally,
- * fan out to one replica of every shard that has lookups (in parallel, deadline, one retry),
+ * fan out to one replica of every shard that has lookups (in parallel, one deadline, hedged on a slow replica),
  * sum the partials into the interaction input, then the dense half.
  */
 export class DisaggregatedEngine implements InferenceEngine {
@@ -94,6 +94,19 @@ export class DisaggregatedEngine implements InferenceEngine {
     const scores = await this.dense(batch, vectors, deadline);
     metrics.observe('dense', t0);
     return scores;
+  }
+
+  queueAgeMs(): number {
+    return 0;
+  }
+
+  unready(): string | null {
+    const { shards, dense } = this.parts;
+    for (const pool of shards) {
+      const why = pool.unready();
+      if (why) return why;
+    }
+    return 'request' in dense ? dense.unready() : null;
   }
 
   private async dense(batch: Batch, vectors: Float32Array, deadline: number): Promise<Float32Array> {

@@ -6,6 +6,10 @@ import { ReferenceModel } from '../reference/reference-model.ts';
 export interface InferenceEngine {
   readonly config: ModelConfig;
   infer(batch: Batch): Promise<Float32Array>;
+  /** How long the oldest query has waited to be served (admission control reads it); 0 when nothing waits. */
+  queueAgeMs(): number;
+  /** Why the engine cannot serve now (a service with no healthy replica), or null when it can. */
+  unready(): string | null;
   close(): Promise<void>;
 }
 
@@ -19,6 +23,14 @@ export class MonolithicEngine implements InferenceEngine {
 
   infer(batch: Batch): Promise<Float32Array> {
     return this.reference.predictValidated(batch);
+  }
+
+  queueAgeMs(): number {
+    return 0;
+  }
+
+  unready(): string | null {
+    return null;
   }
 
   close(): Promise<void> {

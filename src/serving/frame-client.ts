@@ -9,9 +9,11 @@ export type Address = { host: string; port: number; path?: undefined } | { path:
 
 export const addressKey = (a: Address) => a.path ?? `${a.host}:${a.port}`;
 
+/** Called once with the answer or the failure of one request. */
+export type FrameCallback = (err: Error | null, frame: Frame | null) => void;
+
 interface Pending {
-  resolve: (f: Frame) => void;
-  reject: (e: Error) => void;
+  done: FrameCallback;
   timer: NodeJS.Timeout;
 }
 
@@ -64,11 +66,12 @@ export class FrameClient {
           reject(err);
         }
         this.socket = null;
-        for (const [, p] of this.pending) {
-          clearTimeout(p.timer);
-          p.reject(err);
-        }
+        const failed = [...this.pending.values()];
         this.pending.clear();
+        for (const p of failed) {
+          clearTimeout(p.timer);
+          p.done(err, null);
+        }
       };
       socket.once('error', fail);
       socket.once('close', () => fail());
@@ -78,81 +81,53 @@ export class FrameClient {
 
   private settle(f: Frame): void {
     const p = this.pending.get(f.requestId);
-    if (!p) return; // answered after its deadline
+    if (!p) return; // answered after its deadline, or cancelled
     this.pending.delete(f.requestId);
     clearTimeout(p.timer);
     if (f.type === FrameType.ERROR) {
       const { code, message } = decodeError(f.payload);
-      p.reject(new RemoteError(code as ShardwiseError['code'], message));
-    } else p.resolve(f);
+      p.done(new RemoteError(code as ShardwiseError['code'], message), null);
+    } else p.done(null, f);
   }
 
-  async request(type: FrameTypeCode, parts: Buffer[], timeoutMs: number): Promise<Frame> {
-    const socket = await this.connect();
+  /**
+   * Sends one request; `done` is called once, with the answer, an ERROR frame's RemoteError,
+   * or a TransportError (connection lost, or no answer within timeoutMs). Returns the request
+   * id for cancel().
+   */
+  send(type: FrameTypeCode, parts: Buffer[], timeoutMs: number, done: FrameCallback): number {
     const id = this.nextId;
     this.nextId = (this.nextId + 1) >>> 0 || 1;
-    return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new TransportError(ErrorCodes.TIMEOUT, `no answer from ${addressKey(this.address)} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
-      writeFrame(socket, type, id, parts);
-    });
+    const timer = setTimeout(() => {
+      this.pending.delete(id);
+      done(new TransportError(ErrorCodes.TIMEOUT, `no answer from ${addressKey(this.address)} within ${timeoutMs} ms`), null);
+    }, timeoutMs);
+    this.pending.set(id, { done, timer });
+    if (this.socket && !this.socket.destroyed) writeFrame(this.socket, type, id, parts);
+    else {
+      // Connection failures reach every pending request through connect()'s handlers.
+      this.connect().then(
+        (socket) => this.pending.has(id) && writeFrame(socket, type, id, parts),
+        () => {},
+      );
+    }
+    return id;
+  }
+
+  /** Forgets a request: its answer, if it comes, is dropped and `done` is not called. */
+  cancel(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+  }
+
+  request(type: FrameTypeCode, parts: Buffer[], timeoutMs: number): Promise<Frame> {
+    return new Promise<Frame>((resolve, reject) => this.send(type, parts, timeoutMs, (err, frame) => (err ? reject(err) : resolve(frame!))));
   }
 
   close(): void {
     this.socket?.destroy();
     this.socket = null;
-  }
-}
-
-/**
- * The replicas of one service. Each request goes to the replica with the fewest outstanding
- * requests; a connection failure or timeout is retried once on another replica within the
- * same deadline. ERROR frames are the request's fault and are not retried.
- */
-export class ReplicaPool {
-  private clients: FrameClient[] = [];
-
-  constructor(readonly service: string, addresses: Address[] = []) {
-    this.setAddresses(addresses);
-  }
-
-  get size(): number {
-    return this.clients.length;
-  }
-
-  /** Replaces the replica set (after a restart or a scale step); dropped replicas' connections close. */
-  setAddresses(addresses: Address[]): void {
-    const keep = new Map(this.clients.map((c) => [addressKey(c.address), c]));
-    this.clients = addresses.map((a) => keep.get(addressKey(a)) ?? new FrameClient(a));
-    const live = new Set(addresses.map(addressKey));
-    for (const [k, c] of keep) if (!live.has(k)) c.close();
-  }
-
-  private pick(exclude?: FrameClient): FrameClient | undefined {
-    let best: FrameClient | undefined;
-    for (const c of this.clients) {
-      if (c === exclude) continue;
-      if (!best || c.outstanding < best.outstanding) best = c;
-    }
-    return best;
-  }
-
-  async request(type: FrameTypeCode, parts: Buffer[], deadline: number): Promise<Frame> {
-    const first = this.pick();
-    if (!first) throw new TransportError(ErrorCodes.SERVICE, `service ${this.service} has no replicas`);
-    try {
-      return await first.request(type, parts, Math.max(1, deadline - Date.now()));
-    } catch (e) {
-      const second = this.pick(first);
-      if (!(e instanceof TransportError) || !second || Date.now() >= deadline) throw e;
-      return second.request(type, parts, Math.max(1, deadline - Date.now()));
-    }
-  }
-
-  close(): void {
-    for (const c of this.clients) c.close();
   }
 }

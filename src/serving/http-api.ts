@@ -1,86 +1,123 @@
 import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { validateBatch } from '../model/batch.ts';
-import { decodeRequest, encodeBinaryResponse, encodeResponse, wantsBinaryOutput } from '../protocol/oip.ts';
-import { ErrorCodes, ShardwiseError, badRequest } from '../util/errors.ts';
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits, decodeRequest, encodeBinaryResponse, encodeResponse, wantsBinaryOutput } from '../protocol/oip.ts';
+import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, notFound } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import { AdmissionControl, type AdmissionOptions } from './admission.ts';
 import type { InferenceEngine } from './engine.ts';
+import { parseJsonBounded, parseLengthHeader, readBody } from './http-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
-const MAX_BODY_BYTES = 64 << 20;
 const BINARY_HEADER = 'inference-header-content-length';
+const MODEL_VERSIONS = ['1'];
 
-function statusOf(e: unknown): number {
-  if (!(e instanceof ShardwiseError)) return 500;
-  switch (e.code) {
-    case ErrorCodes.BAD_REQUEST:
-      return 400;
-    case ErrorCodes.TIMEOUT:
-      return 504;
-    case ErrorCodes.SERVICE:
-      return 503;
-    default:
-      return 500;
-  }
+/** What one front end accepts; every bound answers with a 4xx naming it (README: resource limits). */
+export interface HttpLimits {
+  /** A whole request body (JSON header plus binary tensors). */
+  maxBodyBytes: number;
+  /** The JSON part of a body: JSON tensors cost ~10× their binary size to parse. */
+  maxJsonBytes: number;
+  maxJsonDepth: number;
+  /** All request headers together (Node answers 431 past it). */
+  maxHeaderBytes: number;
+  maxConnections: number;
+  keepAliveTimeoutMs: number;
+  /** From connection to the end of the headers. */
+  headersTimeoutMs: number;
+  /** From connection to the end of the body (a slow or stuck upload gets 408). */
+  bodyTimeoutMs: number;
+  /** During shutdown: how long a request still receiving its body may hold the exit. */
+  drainBodyTimeoutMs: number;
+  request: RequestLimits;
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  maxBodyBytes: 64 << 20,
+  maxJsonBytes: 8 << 20,
+  maxJsonDepth: 32,
+  maxHeaderBytes: 16 << 10,
+  maxConnections: 4096,
+  keepAliveTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 10_000,
+  drainBodyTimeoutMs: 1000,
+  request: DEFAULT_REQUEST_LIMITS,
+};
+
+export interface FrontEndOptions {
+  limits: HttpLimits;
+  /** null: queue without bound (the baseline bench:overload compares against). */
+  admission: AdmissionOptions | null;
+  log: Logger;
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-/**
- * Reads a body into one buffer sized by Content-Length (chunks copied in, no concat). Under the
- * binary extension the body is placed so its binary section starts 4-byte aligned: the tensors
- * then decode as views of it instead of copies.
- */
-function readBody(req: http.IncomingMessage, headerLength: number | undefined): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  const pad = headerLength === undefined ? 0 : (4 - (headerLength % 4)) % 4;
-  return new Promise((resolve, reject) => {
-    // Stop reading and answer; the connection closes after the answer (see infer).
-    const tooBig = () => {
-      req.removeAllListeners('data');
-      req.pause();
-      reject(badRequest(`request body is over ${MAX_BODY_BYTES} bytes`, 'send smaller batches'));
-    };
-    if (declared > MAX_BODY_BYTES) return tooBig();
-    const sized = Number.isInteger(declared) && declared >= 0;
-    const chunks: Buffer[] = [];
-    let body = sized ? Buffer.allocUnsafe(declared + pad).subarray(pad) : Buffer.alloc(0);
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      if (size + c.length > MAX_BODY_BYTES) return tooBig();
-      if (sized) c.copy(body, size);
-      else chunks.push(c);
-      size += c.length;
-    });
-    req.on('end', () => {
-      if (!sized) {
-        // Chunked transfer: no length up front, so gather then place once.
-        body = Buffer.allocUnsafe(size + pad).subarray(pad);
-        let at = 0;
-        for (const c of chunks) at += c.copy(body, at);
-      }
-      resolve(body.subarray(0, size));
-    });
-    req.on('error', reject);
-  });
+function errorBody(e: unknown): { error: string; code: string; hint?: string } {
+  if (e instanceof ShardwiseError) return e.hint ? { error: e.message, code: e.code, hint: e.hint } : { error: e.message, code: e.code };
+  return { error: 'internal error (logged by the server)', code: ErrorCodes.INTERNAL };
 }
+
+/** A path segment decoded, or a 400 for malformed %-encoding (decodeURIComponent throws on `%`). */
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw badRequest(`the URL segment ${JSON.stringify(s)} is not valid %-encoding`);
+  }
+}
+
+/** A parser-level error (before any route runs) as a JSON answer on the raw socket. */
+function clientErrorAnswer(err: NodeJS.ErrnoException): [number, ShardwiseError] {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return [431, new ShardwiseError(ErrorCodes.HEADERS_TOO_LARGE, 'request headers are over the server\'s limit', 'send fewer or shorter headers')];
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, new ShardwiseError(ErrorCodes.REQUEST_TIMEOUT, 'the request was not received within the server\'s timeout', 'send the whole request promptly')];
+  return [400, badRequest(`malformed HTTP request (${err.code ?? err.message})`)];
+}
+
+const outcomeOf = (status: number) => (status === 429 ? 'rejected' : status < 500 ? 'bad_request' : status === 504 ? 'timeout' : 'error');
 
 /**
  * The public API: Open Inference Protocol v2 over HTTP/1.1 keep-alive, JSON bodies or
- * Triton's binary tensor extension (Inference-Header-Content-Length). A bad request gets 400
- * with a message naming the tensor; the server keeps serving. close() drains in-flight requests.
+ * Triton's binary tensor extension (Inference-Header-Content-Length). Every request path is
+ * total: whatever the URL, headers or body, the answer is a status from the error registry
+ * with a JSON reason, and the process keeps serving. Admission control refuses queries it
+ * could not answer within the SLA with 429 + Retry-After, before reading their bodies.
+ * close() drains: not ready at once, still serving through a grace period, then in-flight
+ * requests finish and stuck uploads are cut after a short timeout.
  */
 export class InferenceHttpServer {
   private readonly server: http.Server;
+  private readonly limits: HttpLimits;
+  private readonly admission: AdmissionControl | null;
+  private readonly log: Logger;
   private ready = false;
+  private closing = false;
   private inflight = 0;
   private idle: (() => void) | null = null;
+  /** Requests still receiving their body: the ones a drain cuts after drainBodyTimeoutMs. */
+  private readonly receiving = new Set<http.IncomingMessage>();
 
-  constructor(private readonly engine: InferenceEngine, private readonly metrics: ServiceMetrics) {
-    this.server = http.createServer((req, res) => void this.route(req, res));
-    this.server.keepAliveTimeout = 30_000;
+  constructor(private readonly engine: InferenceEngine, private readonly metrics: ServiceMetrics, opts: FrontEndOptions) {
+    this.limits = opts.limits;
+    this.log = opts.log;
+    this.admission = opts.admission ? new AdmissionControl(opts.admission, () => engine.queueAgeMs()) : null;
+    this.server = http.createServer(
+      { maxHeaderSize: this.limits.maxHeaderBytes, requestTimeout: this.limits.bodyTimeoutMs, headersTimeout: this.limits.headersTimeoutMs, connectionsCheckingInterval: 500 },
+      (req, res) => this.route(req, res).catch((e) => this.fail(req, res, e)),
+    );
+    this.server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
+    this.server.maxConnections = this.limits.maxConnections;
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
+      const [status, e] = clientErrorAnswer(err);
+      const text = JSON.stringify(errorBody(e));
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    });
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<number> {
@@ -93,11 +130,16 @@ export class InferenceHttpServer {
     });
   }
 
+  /** Why this front end is not ready (draining, or a service without a healthy replica), or null. */
+  unready(): string | null {
+    return this.ready ? this.engine.unready() : 'shutting down';
+  }
+
   private metadata() {
     const c = this.engine.config;
     return {
       name: c.name,
-      versions: ['1'],
+      versions: MODEL_VERSIONS,
       platform: 'shardwise-dlrm',
       inputs: [
         { name: 'dense', datatype: 'FP32', shape: [-1, c.numDense] },
@@ -109,70 +151,117 @@ export class InferenceHttpServer {
     };
   }
 
+  private readiness(res: http.ServerResponse): void {
+    const why = this.unready();
+    if (why) sendJson(res, 503, { error: `not ready: ${why}`, code: ErrorCodes.SERVICE });
+    else res.writeHead(200).end();
+  }
+
+  private allow(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: string): boolean {
+    if (req.method === method || (method === 'GET' && req.method === 'HEAD')) return true;
+    sendJson(res, 405, { error: `${req.method} is not allowed on ${url}; use ${method}`, code: ErrorCodes.METHOD_NOT_ALLOWED }, { allow: method });
+    return false;
+  }
+
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.closing) res.setHeader('connection', 'close');
     const url = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && url === '/metrics') return this.metrics.handleMetrics(res);
-    if (req.method === 'GET' && url === '/v2/health/live') return void res.writeHead(200).end();
-    if (req.method === 'GET' && url === '/v2/health/ready') return void res.writeHead(this.ready ? 200 : 503).end();
-    if (req.method === 'GET' && url === '/v2') return sendJson(res, 200, { name: 'shardwise', version: '0.1.0', extensions: ['binary_tensor_data'] });
-    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/[^/]+)?(\/ready|\/infer)?$/.exec(url);
-    if (!m) return sendJson(res, 404, { error: `no route ${req.method} ${url}` });
-    const name = decodeURIComponent(m[1]);
-    if (name !== this.engine.config.name) return sendJson(res, 404, { error: `unknown model '${name}'; this server serves '${this.engine.config.name}'` });
-    if (req.method === 'GET' && m[2] === undefined) return sendJson(res, 200, this.metadata());
-    if (req.method === 'GET' && m[2] === '/ready') return void res.writeHead(this.ready ? 200 : 503).end();
-    if (req.method === 'POST' && m[2] === '/infer') return this.infer(req, res);
-    return sendJson(res, 405, { error: `${req.method} is not allowed on ${url}` });
+    if (url === '/metrics') return void (this.allow(req, res, 'GET', url) && (await this.metrics.handleMetrics(res)));
+    if (url === '/v2/health/live') return void (this.allow(req, res, 'GET', url) && res.writeHead(200).end());
+    if (url === '/v2/health/ready') return void (this.allow(req, res, 'GET', url) && this.readiness(res));
+    if (url === '/v2') return void (this.allow(req, res, 'GET', url) && sendJson(res, 200, { name: 'shardwise', version: '0.1.0', extensions: ['binary_tensor_data'] }));
+    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(url);
+    if (!m) throw notFound(`no route ${url}`, 'routes: /v2, /v2/health/{live,ready}, /v2/models/{name}[/versions/1][/ready|/infer], /metrics');
+    const name = decodeSegment(m[1]);
+    if (name !== this.engine.config.name) throw notFound(`unknown model ${JSON.stringify(name)}; this server serves '${this.engine.config.name}'`);
+    if (m[2] !== undefined) {
+      const version = decodeSegment(m[2]);
+      if (!MODEL_VERSIONS.includes(version)) throw notFound(`model '${name}' has no version ${JSON.stringify(version)}; its versions are ${MODEL_VERSIONS.join(', ')}`);
+    }
+    if (m[3] === undefined) return void (this.allow(req, res, 'GET', url) && sendJson(res, 200, this.metadata()));
+    if (m[3] === '/ready') return void (this.allow(req, res, 'GET', url) && this.readiness(res));
+    if (this.allow(req, res, 'POST', url)) await this.infer(req, res);
+  }
+
+  /** The answer for anything a route threw: its registry status and reason; a stack in the log only for a 500. */
+  private fail(req: http.IncomingMessage, res: http.ServerResponse, e: unknown): void {
+    const status = httpStatusOf(e);
+    if (status >= 500 && !(e instanceof ShardwiseError)) this.log.error(`${req.method} ${req.url}: ${(e as Error)?.stack ?? e}`);
+    // A body left unread cannot be skipped on a keep-alive connection: answer, then close it.
+    if (!req.complete) res.setHeader('connection', 'close');
+    if (!res.headersSent && !res.destroyed) sendJson(res, status, errorBody(e));
+    else if (!res.writableEnded) res.destroy();
+  }
+
+  /** 429 at once, before the body is read: refusing must cost far less than serving. */
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
+    this.metrics.requests.inc({ service: this.metrics.service, outcome: 'rejected' });
+    // A small body is skipped on the connection (kept alive); a large one is not worth reading.
+    const declared = Number(req.headers['content-length']);
+    if (!(declared <= 1 << 20)) res.setHeader('connection', 'close');
+    sendJson(res, 429, errorBody(new ShardwiseError(ErrorCodes.OVERLOADED, `over capacity: ${reason}`, 'retry after Retry-After seconds, or add replicas')), { 'retry-after': '1' });
+    req.resume();
   }
 
   private async infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const refused = this.admission?.admit() ?? null;
+    if (refused) return this.refuse(req, res, refused);
     const t0 = performance.now();
-    const service = this.metrics.service;
+    const { service } = this.metrics;
+    const { limits, engine } = this;
     this.inflight++;
     this.metrics.inflight.inc({ service });
     try {
-      const declaredHeader = req.headers[BINARY_HEADER] === undefined ? undefined : Number(req.headers[BINARY_HEADER]);
-      const raw = await readBody(req, Number.isInteger(declaredHeader) ? declaredHeader : undefined);
-      const headerLength = declaredHeader ?? raw.length;
-      if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > raw.length) {
-        throw badRequest(`Inference-Header-Content-Length ${req.headers[BINARY_HEADER]} does not fit a ${raw.length}-byte body`);
-      }
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.subarray(0, headerLength).toString('utf8'));
-      } catch (e) {
-        throw badRequest(`request JSON does not parse: ${(e as Error).message}`);
-      }
-      const batch = decodeRequest(body, this.engine.config, headerLength < raw.length ? raw.subarray(headerLength) : undefined);
-      validateBatch(this.engine.config, batch);
-      const scores = await this.engine.infer(batch);
+      const headerLength = parseLengthHeader('Inference-Header-Content-Length', req.headers[BINARY_HEADER]);
+      this.receiving.add(req);
+      const raw = await readBody(req, limits.maxBodyBytes, headerLength === undefined ? 0 : (4 - (headerLength % 4)) % 4);
+      this.receiving.delete(req);
+      const jsonLength = headerLength ?? raw.length;
+      if (jsonLength > raw.length) throw badRequest(`Inference-Header-Content-Length ${jsonLength} does not fit a ${raw.length}-byte body`);
+      const body = parseJsonBounded(raw.subarray(0, jsonLength), limits.maxJsonBytes, limits.maxJsonDepth);
+      const batch = decodeRequest(body, engine.config, jsonLength < raw.length ? raw.subarray(jsonLength) : undefined, limits.request);
+      validateBatch(engine.config, batch);
+      const scores = await engine.infer(batch);
       const id = (body as { id?: string }).id;
+      if (this.closing) res.setHeader('connection', 'close');
       if (wantsBinaryOutput(body)) {
-        const out = encodeBinaryResponse(this.engine.config.name, scores, id);
+        const out = encodeBinaryResponse(engine.config.name, scores, id);
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': out.body.length, [BINARY_HEADER]: out.headerLength });
         res.end(out.body);
-      } else sendJson(res, 200, encodeResponse(this.engine.config.name, scores, id));
+      } else sendJson(res, 200, encodeResponse(engine.config.name, scores, id));
       this.metrics.requests.inc({ service, outcome: 'ok' });
     } catch (e) {
-      const status = statusOf(e);
-      if (status === 500) process.stderr.write(`${service}: infer failed: ${(e as Error).stack ?? e}\n`);
-      this.metrics.requests.inc({ service, outcome: status === 400 ? 'bad_request' : status === 504 ? 'timeout' : 'error' });
-      // A body left unread cannot be skipped on a keep-alive connection: answer, then close it.
-      if (!req.complete) res.setHeader('connection', 'close');
-      if (!res.headersSent) sendJson(res, status, { error: (e as Error).message, code: (e as ShardwiseError).code ?? 'SW_INTERNAL' });
+      this.metrics.requests.inc({ service, outcome: outcomeOf(httpStatusOf(e)) });
+      this.fail(req, res, e);
     } finally {
+      this.receiving.delete(req);
+      this.admission?.release();
       this.metrics.observe('total', t0);
       this.metrics.inflight.dec({ service });
       if (--this.inflight === 0) this.idle?.();
     }
   }
 
-  /** Stops accepting connections, finishes in-flight requests, then closes. */
-  async close(): Promise<void> {
+  /**
+   * Drains, then closes: readiness answers 503 at once; for `graceMs` everything is still
+   * served (a load balancer needs that long to stop sending); then no new connections, idle
+   * keep-alive connections close, in-flight requests finish (answers carry Connection: close),
+   * and uploads still unfinished after drainBodyTimeoutMs are cut.
+   */
+  async close(graceMs = 0): Promise<void> {
     this.ready = false;
+    if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs));
+    this.closing = true;
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeIdleConnections();
+    const cut = setTimeout(() => {
+      for (const req of this.receiving) {
+        this.log.warn(`shutdown: cutting a request still sending its body after ${this.limits.drainBodyTimeoutMs} ms`);
+        req.socket.destroy();
+      }
+    }, this.limits.drainBodyTimeoutMs);
     if (this.inflight > 0) await new Promise<void>((r) => (this.idle = r));
+    clearTimeout(cut);
     this.server.closeAllConnections();
     await closed;
     await this.engine.close();

@@ -16,13 +16,18 @@ export class ServiceMetrics {
   readonly wireBytes: client.Counter<'service' | 'direction'>;
   readonly memoryUtility: client.Gauge<'service'>;
   readonly rowsHeld: client.Gauge<'service'>;
+  readonly ejections: client.Counter<'service' | 'pool'>;
+  readonly hedges: client.Counter<'service' | 'pool'>;
 
   constructor(readonly service: string) {
     this.registry.setDefaultLabels({ service });
-    // The event-loop delay monitor is a timer: at prom-client's default 10 ms it woke every idle
-    // service 100 times a second (1.4–2.6% of a core each, measured); once a second suffices.
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'shardwise_', eventLoopMonitoringPrecision: 1000 });
+    // The event-loop delay monitor samples on a timer of this period: at prom-client's default
+    // 10 ms it woke every idle service 100 times a second (1.4–2.6% of a core each, measured);
+    // at 1000 ms its lag readings meant nothing (most scrapes saw no sample). 20 ms resolves
+    // the stalls an SLA of tens of ms cares about.
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'shardwise_', eventLoopMonitoringPrecision: 20 });
     const registers = [this.registry];
+    dropTotalGauges(this.registry);
     this.duration = new client.Histogram({
       name: 'shardwise_request_duration_seconds',
       help: 'Time per request and per stage (total, bucketize, fanout, gather, dense)',
@@ -42,6 +47,8 @@ export class ServiceMetrics {
       registers,
     });
     this.rowsHeld = new client.Gauge({ name: 'shardwise_rows_held', help: 'Embedding rows this replica holds', labelNames: ['service'], registers });
+    this.ejections = new client.Counter({ name: 'shardwise_replica_ejections_total', help: 'Replicas of a downstream pool taken out of rotation for failing or not answering', labelNames: ['service', 'pool'], registers });
+    this.hedges = new client.Counter({ name: 'shardwise_hedged_requests_total', help: 'Requests to a downstream pool also sent to a second replica because the first was slow', labelNames: ['service', 'pool'], registers });
   }
 
   /** Seconds since `t0` (a performance.now() reading) into the stage's histogram. */
@@ -55,12 +62,24 @@ export class ServiceMetrics {
   }
 }
 
-/** The side HTTP port of a service: /metrics and OIP health of this replica alone. */
-export function startMetricsServer(metrics: ServiceMetrics, isReady: () => boolean, port = 0, host = '127.0.0.1'): Promise<{ server: http.Server; port: number }> {
+/**
+ * prom-client's default metrics include three gauges named *_total, which Prometheus reserves
+ * for counters (`promtool check metrics` flags them). Each is the sum of its by-type twin
+ * (`shardwise_nodejs_active_handles{type}` …), so they are dropped: sum() gives the same.
+ */
+function dropTotalGauges(registry: client.Registry): void {
+  for (const name of ['active_handles', 'active_requests', 'active_resources']) registry.removeSingleMetric(`shardwise_nodejs_${name}_total`);
+}
+
+/** The side HTTP port of a service: /metrics and OIP health of this replica alone. `unready` says why it is not ready, or null. */
+export function startMetricsServer(metrics: ServiceMetrics, unready: () => string | null, port = 0, host = '127.0.0.1'): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer((req, res) => {
-    if (req.url === '/metrics') return void metrics.handleMetrics(res);
+    if (req.url === '/metrics') return void metrics.handleMetrics(res).catch(() => res.destroy());
     if (req.url === '/v2/health/live') return void res.writeHead(200).end();
-    if (req.url === '/v2/health/ready') return void res.writeHead(isReady() ? 200 : 503).end();
+    if (req.url === '/v2/health/ready') {
+      const why = unready();
+      return void res.writeHead(why ? 503 : 200, { 'content-type': 'text/plain' }).end(why ?? '');
+    }
     res.writeHead(404).end();
   });
   return new Promise((resolve, reject) => {

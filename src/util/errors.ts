@@ -11,8 +11,20 @@ export const ErrorCodes = {
   MODEL_TENSOR: 'SW_MODEL_TENSOR',
   /** An imported checkpoint does not have the expected layout. */
   IMPORT_FORMAT: 'SW_IMPORT_FORMAT',
-  /** An inference request is malformed (shape, range, non-finite value). */
+  /** An inference request is malformed (shape, range, non-finite value, a bad header or URL). */
   BAD_REQUEST: 'SW_BAD_REQUEST',
+  /** No such route, model or model version. */
+  NOT_FOUND: 'SW_NOT_FOUND',
+  /** The route exists but not for this HTTP method. */
+  METHOD_NOT_ALLOWED: 'SW_METHOD_NOT_ALLOWED',
+  /** A request body (or its JSON part) is over the server's limit. */
+  BODY_TOO_LARGE: 'SW_BODY_TOO_LARGE',
+  /** The front end is at its admission limit: retry after the Retry-After seconds. */
+  OVERLOADED: 'SW_OVERLOADED',
+  /** The request's headers are over the server's limit. */
+  HEADERS_TOO_LARGE: 'SW_HEADERS_TOO_LARGE',
+  /** The client took too long to send its request. */
+  REQUEST_TIMEOUT: 'SW_REQUEST_TIMEOUT',
   /** A trace file is not a shardwise trace or is corrupt. */
   TRACE_FORMAT: 'SW_TRACE_FORMAT',
   /** A hotness profile file is not a shardwise profile, is corrupt, or does not fit the model. */
@@ -27,9 +39,39 @@ export const ErrorCodes = {
   TIMEOUT: 'SW_TIMEOUT',
   /** The host cannot run this (for example a big-endian CPU). */
   UNSUPPORTED: 'SW_UNSUPPORTED',
+  /** A bug: anything that is not one of the above. */
+  INTERNAL: 'SW_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** The HTTP status each code answers with, so a route never picks one itself. */
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  SW_BAD_ARGUMENT: 400,
+  SW_MODEL_MANIFEST: 500,
+  SW_MODEL_TENSOR: 500,
+  SW_IMPORT_FORMAT: 400,
+  SW_BAD_REQUEST: 400,
+  SW_NOT_FOUND: 404,
+  SW_METHOD_NOT_ALLOWED: 405,
+  SW_BODY_TOO_LARGE: 413,
+  SW_OVERLOADED: 429,
+  SW_HEADERS_TOO_LARGE: 431,
+  SW_REQUEST_TIMEOUT: 408,
+  SW_TRACE_FORMAT: 400,
+  SW_PROFILE_FORMAT: 400,
+  SW_COST_MODEL: 400,
+  SW_PLAN: 400,
+  SW_SERVICE: 503,
+  SW_TIMEOUT: 504,
+  SW_UNSUPPORTED: 500,
+  SW_INTERNAL: 500,
+};
+
+/** The HTTP status of any thrown value: a ShardwiseError's code decides, anything else is a 500. */
+export function httpStatusOf(e: unknown): number {
+  return e instanceof ShardwiseError ? (HTTP_STATUS[e.code] ?? 500) : 500;
+}
 
 export class ShardwiseError extends Error {
   readonly code: ErrorCode;
@@ -52,6 +94,8 @@ export const badArgument = (message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.BAD_ARGUMENT, message, hint);
 export const badRequest = (message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.BAD_REQUEST, message, hint);
+export const notFound = (message: string, hint?: string) => new ShardwiseError(ErrorCodes.NOT_FOUND, message, hint);
+export const bodyTooLarge = (message: string, hint?: string) => new ShardwiseError(ErrorCodes.BODY_TOO_LARGE, message, hint);
 export const modelManifestError = (file: string, message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.MODEL_MANIFEST, `${file}: ${message}`, hint);
 export const modelTensorError = (file: string, tensor: string, message: string, hint?: string) =>

@@ -66,7 +66,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
   const plan = { ...rowWisePlan(config, { shards: opts.shards, replicas: 1, cacheRows: Math.round(opts.rows * 0.02), dense: 'router', denseReplicas: 1 }), hotness: { profile: path.resolve(profileFile) } };
   writePlan(planFile, plan);
   progress(`[3/5] serving it disaggregated: ${plan.shards.length} embedding shards (${plan.strategy}, rows in the trace's hotness order, plan in ${planFile}), dense MLPs in the router`);
-  const supervisor = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: progress });
+  const supervisor = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING });
   await supervisor.start();
   try {
     const url = `http://127.0.0.1:${supervisor.routerPort}`;

@@ -4,15 +4,34 @@ import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
+import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
+import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { nonNegativeInt, nonNegativeNumber, positiveInt, progress } from '../options.ts';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress } from '../options.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
     ['service', 'role', 'replica', 'pid', 'listens on', 'metrics port', 'rss at start'],
     replicas.map((r) => [r.service, r.role, r.replica, r.pid, r.socketPath ?? `:${r.port}`, r.metricsPort === r.port ? 'same' : r.metricsPort, formatBytes(r.rssBytes)]),
   );
+}
+
+interface ServeOptions {
+  model: string;
+  plan?: string;
+  monolithic?: boolean;
+  port: number;
+  deadlineMs: number;
+  coalesce: number;
+  maxBatch: number;
+  maxQueueDelayMs: number;
+  slaP99Ms: number;
+  maxQueueMs?: number;
+  maxInflight?: number;
+  admission: boolean;
+  drainGraceMs: number;
+  bodyTimeoutMs: number;
 }
 
 export function registerServe(program: Command): void {
@@ -27,23 +46,32 @@ export function registerServe(program: Command): void {
     .option('--coalesce <n>', 'dynamic batching: batches in service at once, later arrivals merge (0: off)', nonNegativeInt, DEFAULT_COALESCING.maxConcurrent)
     .option('--max-batch <samples>', 'largest merged batch', positiveInt, DEFAULT_COALESCING.maxSamples)
     .option('--max-queue-delay-ms <ms>', 'dynamic batching latency budget: a query may wait this long for others to merge with (0: send when a batch slot is free)', nonNegativeNumber, DEFAULT_COALESCING.maxDelayMs)
-    .action(async (opts: { model: string; plan?: string; monolithic?: boolean; port: number; deadlineMs: number; coalesce: number; maxBatch: number; maxQueueDelayMs: number }) => {
+    .option('--sla-p99-ms <ms>', 'the p99 latency target admission control protects: queries that would wait past a quarter of it get 429', positiveNumber, DEFAULT_SLA_P99_MS)
+    .option('--max-queue-ms <ms>', 'admission control: refuse while the oldest waiting query has waited this long (default: from --sla-p99-ms)', positiveNumber)
+    .option('--max-inflight <n>', 'admission control: most queries admitted at once per front-end replica', positiveInt)
+    .option('--no-admission', 'queue every query however late it will be (no 429s)')
+    .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
+    .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs)
+    .action(async (opts: ServeOptions) => {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
       const config = configOf(readManifest(opts.model));
       const plan = opts.plan ? readPlan(opts.plan, config) : null;
       const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
-      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce });
+      const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
+      const admission = opts.admission ? { maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs, burstMs: sla.burstMs } : null;
+      const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
+      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
       console.log(renderReplicas(supervisor.replicas()));
       console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
       await new Promise<void>((resolve) => {
-        const shutdown = (signal: string) => {
-          progress(`${signal}: draining and stopping…`);
-          void supervisor.stop().then(resolve);
+        const shutdown = (signal: string, graceMs: number) => {
+          progress(`${signal}: ${graceMs > 0 ? `not ready; serving ${graceMs} ms more while load balancers notice, then ` : ''}draining and stopping…`);
+          void supervisor.stop(graceMs).then(resolve);
         };
-        process.once('SIGINT', shutdown);
-        process.once('SIGTERM', shutdown);
+        process.once('SIGINT', () => shutdown('SIGINT', 0));
+        process.once('SIGTERM', () => shutdown('SIGTERM', opts.drainGraceMs));
       });
       progress('stopped');
     });
