@@ -20,6 +20,8 @@ export interface RunResult {
   durationS: number;
   sent: number;
   ok: number;
+  /** Refused by admission control (429): the server said it was over capacity, at once. */
+  rejected: number;
   errors: number;
   timeouts: number;
   achievedQps: number;
@@ -55,7 +57,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const rng = new Rng(opts.seed ?? 1);
   const latency = new LatencyRecorder();
-  const result = { sent: 0, ok: 0, errors: 0, timeouts: 0 };
+  const result = { sent: 0, ok: 0, rejected: 0, errors: 0, timeouts: 0 };
   const start = performance.now();
   const measureFrom = start + (opts.warmupS ?? 0) * 1000;
   const end = measureFrom + opts.durationS * 1000;
@@ -70,12 +72,12 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
     const counted = scheduled >= measureFrom;
     if (counted) result.sent++;
     inflight++;
-    const finish = (outcome: 'ok' | 'error' | 'timeout', detail?: string) => {
+    const finish = (outcome: 'ok' | 'rejected' | 'errors' | 'timeouts', detail?: string) => {
       inflight--;
       if (!counted) return;
-      result[outcome === 'ok' ? 'ok' : outcome === 'timeout' ? 'timeouts' : 'errors']++;
+      result[outcome]++;
       if (outcome === 'ok') latency.recordMs(performance.now() - scheduled);
-      else firstError ??= detail;
+      else if (outcome !== 'rejected') firstError ??= detail;
     };
     const req = http.request(url, {
       method: 'POST',
@@ -86,14 +88,14 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
     req.setNoDelay(true);
     req.on('response', (res) => {
       res.resume();
-      res.on('end', () => finish(res.statusCode === 200 ? 'ok' : 'error', `HTTP ${res.statusCode}`));
+      res.on('end', () => finish(res.statusCode === 200 ? 'ok' : res.statusCode === 429 ? 'rejected' : 'errors', `HTTP ${res.statusCode}`));
     });
     req.on('timeout', () => {
       req.destroy();
-      finish('timeout');
+      finish('timeouts');
     });
     req.on('error', (e) => {
-      if (!req.destroyed || (e as NodeJS.ErrnoException).code !== 'ECONNRESET') finish('error', e.message);
+      if (!req.destroyed || (e as NodeJS.ErrnoException).code !== 'ECONNRESET') finish('errors', e.message);
     });
     req.end(query.body);
   };
@@ -107,7 +109,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
       }
       if (opts.onProgress && now - lastProgress >= 1000) {
         lastProgress = now;
-        opts.onProgress(`  ${((now - start) / 1000).toFixed(0)}s sent ${result.sent} ok ${result.ok} errors ${result.errors + result.timeouts} in flight ${inflight} p99 ${latency.count ? latency.percentileMs(99).toFixed(1) : '-'} ms`);
+        opts.onProgress(`  ${((now - start) / 1000).toFixed(0)}s sent ${result.sent} ok ${result.ok} refused ${result.rejected} errors ${result.errors + result.timeouts} in flight ${inflight} p99 ${latency.count ? latency.percentileMs(99).toFixed(1) : '-'} ms`);
       }
       if (next < end) setTimeout(tick, Math.max(0, Math.min(next - now, 5)));
       else resolve();
@@ -137,9 +139,9 @@ export interface FindMaxOptions {
   onProgress?: (line: string) => void;
 }
 
-/** A run meets the SLA when p99 is under it, errors are rare and the server kept up with the offered rate. */
+/** A run meets the SLA when p99 is under it, failures (refusals included) are rare and the server kept up with the offered rate. */
 export function meetsSla(r: RunResult, slaP99Ms: number, maxErrorRate = 0.001): boolean {
-  return r.latency.p99Ms <= slaP99Ms && (r.errors + r.timeouts) / Math.max(1, r.sent) <= maxErrorRate && r.achievedQps >= 0.9 * r.targetQps;
+  return r.latency.p99Ms <= slaP99Ms && (r.errors + r.timeouts + r.rejected) / Math.max(1, r.sent) <= maxErrorRate && r.achievedQps >= 0.9 * r.targetQps;
 }
 
 /**
@@ -188,7 +190,7 @@ export class MaxQpsSearch {
     const qps = this.rate();
     const pass = meetsSla(r, this.opts.slaP99Ms, this.opts.maxErrorRate);
     const verdict = pass ? 'meets' : this.confirming ? 'misses' : 'misses (confirming)';
-    this.opts.onProgress?.(`  ${qps.toFixed(0).padStart(6)} qps offered → ${r.achievedQps.toFixed(0).padStart(6)} ok/s, p99 ${r.latency.p99Ms.toFixed(1)} ms, errors ${r.errors + r.timeouts}: ${verdict} the ${this.opts.slaP99Ms} ms SLA`);
+    this.opts.onProgress?.(`  ${qps.toFixed(0).padStart(6)} qps offered → ${r.achievedQps.toFixed(0).padStart(6)} ok/s, p99 ${r.latency.p99Ms.toFixed(1)} ms, refused ${r.rejected}, errors ${r.errors + r.timeouts}: ${verdict} the ${this.opts.slaP99Ms} ms SLA`);
     if (!pass && !this.confirming) {
       this.confirming = true;
       return;

@@ -48,11 +48,11 @@ export function readBody(req: http.IncomingMessage, maxBytes: number, pad: numbe
       size += c.length;
     });
     req.on('end', () => resolve(body.subarray(0, size)));
-    req.on('error', reject);
-    // A connection closed (or destroyed by a drain) before the body ended.
-    req.on('close', () => {
-      if (!req.complete) reject(badRequest('the connection closed before the request body ended'));
-    });
+    // The connection closed (client gone, or cut by a drain) before the body ended: nobody is
+    // left to answer, and it is no fault of the server's.
+    const gone = () => reject(badRequest('the connection closed before the request body ended'));
+    req.on('error', gone);
+    req.on('close', () => req.complete || gone());
   });
 }
 

@@ -61,6 +61,7 @@ export class ReplicaPool {
   private readonly latencies = new Float64Array(LATENCY_WINDOW);
   private latencyCount = 0;
   private hedgeDelay: number;
+  private turn = 0;
 
   constructor(
     readonly service: string,
@@ -92,12 +93,18 @@ export class ReplicaPool {
     return null;
   }
 
-  /** The least-outstanding member in rotation and not yet tried; ejected ones only when nothing else is left. */
+  /**
+   * The least-outstanding member in rotation and not yet tried, ties broken round-robin (else
+   * sequential traffic would all go to the first); ejected ones only when nothing else is left.
+   */
   private pick(tried: readonly Attempt[]): Member | undefined {
     const now = Date.now();
     let best: Member | undefined;
     let fallback: Member | undefined;
-    for (const m of this.members) {
+    const n = this.members.length;
+    const start = (this.turn = (this.turn + 1) % Math.max(1, n));
+    for (let i = 0; i < n; i++) {
+      const m = this.members[(start + i) % n];
       if (tried.some((a) => a.member === m)) continue;
       if (m.ejectedUntil > now) {
         if (!fallback || m.ejectedUntil < fallback.ejectedUntil) fallback = m;

@@ -11,8 +11,8 @@ const MAX_REPLAY_QUERIES = 20_000;
 export function renderRun(r: RunResult): string {
   const l = r.latency;
   return renderTable(
-    ['offered qps', 'achieved qps', 'sent', 'ok', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
-    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2)]],
+    ['offered qps', 'achieved qps', 'sent', 'ok', 'refused (429)', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
+    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.rejected, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2)]],
   );
 }
 
