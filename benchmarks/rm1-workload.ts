@@ -28,13 +28,17 @@ export function hotnessRowWisePlan(config: ModelConfig, shards: number, profileF
 }
 
 export function rm1Workload(name: string, rows: number, queryCount: number, seed: number) {
+  return modelWorkload(name, presetConfig('rm1', rows), queryCount, seed);
+}
+
+/** The same for any model shape, and any batch size. */
+export function modelWorkload(name: string, config: ModelConfig, queryCount: number, seed: number, batch = BATCH) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `shardwise-bench-${name}-`));
   const modelDir = path.join(work, 'model');
   const traceFile = path.join(work, 'trace.bin');
   const profileFile = path.join(work, 'profile.bin');
-  const config = presetConfig('rm1', rows);
   generateModel(modelDir, config, 1);
-  writeTrace(traceFile, config, { queries: queryCount, batch: BATCH, access: { kind: 'locality', p: LOCALITY }, pooling: 'fixed', seed });
+  writeTrace(traceFile, config, { queries: queryCount, batch, access: { kind: 'locality', p: LOCALITY }, pooling: 'fixed', seed });
   const profile = profileFromTrace(traceFile);
   writeProfile(profileFile, profile);
   const { queries } = readQueries(traceFile);

@@ -79,7 +79,7 @@ test('find-max brackets the capacity of a server that serializes requests', asyn
 test('the max-QPS search doubles, bisects to 5%, and needs a second miss at a rate to believe it', () => {
   const search = new MaxQpsSearch({ slaP99Ms: 50, stepS: 1, startQps: 100, timeoutMs: 1000 });
   const result = (qps: number, p99Ms: number): RunResult => ({
-    targetQps: qps, durationS: 1, sent: qps, ok: qps, rejected: 0, errors: 0, timeouts: 0, achievedQps: qps,
+    targetQps: qps, durationS: 1, sent: qps, ok: qps, rejected: 0, okWithinSla: qps, errors: 0, timeouts: 0, achievedQps: qps,
     latency: { count: qps, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms, p99Ms, p999Ms: p99Ms, maxMs: p99Ms },
   });
   const tried: number[] = [];

@@ -94,18 +94,22 @@ test('every replica hung: the pool is not ready; an ERROR frame is the request\'
 });
 
 test('admission control refuses only a standing queue: a burst passes, a queue over budget for burstMs is refused, in flight is capped', () => {
-  let age = 0;
-  const ac = new AdmissionControl({ maxInflight: 3, maxQueueMs: 10, burstMs: 5 }, () => age);
-  assert.equal(ac.admit(0), null);
-  age = 30; // a burst: over the budget, but not for long yet
-  assert.equal(ac.admit(1), null);
-  assert.equal(ac.admit(4), null);
-  assert.match(ac.admit(4) ?? '', /3 queries in flight, the limit is 3/);
+  let wait = 0;
+  const changes: string[] = [];
+  const ac = new AdmissionControl({ maxInflight: 3, maxQueueMs: 10, burstMs: 5 }, () => wait, (refusing, detail) => changes.push(`${refusing ? 'refusing' : 'admitting'}: ${detail}`));
+  assert.equal(ac.admit(0), true);
+  wait = 30; // a burst: over the budget, but not for long yet
+  assert.equal(ac.admit(1), true);
+  assert.equal(ac.admit(4), true);
+  assert.equal(ac.admit(4), false);
+  assert.match(ac.refusal(4), /3 queries in flight, the limit is 3/);
   ac.release();
   ac.release();
-  assert.match(ac.admit(7) ?? '', /over the 10 ms queue budget for 6 ms/);
-  age = 2; // the queue drained
-  assert.equal(ac.admit(8), null);
-  age = 30;
-  assert.equal(ac.admit(9), null, 'a new burst gets its grace again');
+  assert.equal(ac.admit(7), false);
+  assert.match(ac.refusal(7), /over the 10 ms queue budget for 6 ms \(now 30 ms\)/);
+  wait = 2; // the queue drained
+  assert.equal(ac.admit(8), true);
+  wait = 30;
+  assert.equal(ac.admit(9), true, 'a new burst gets its grace again');
+  assert.deepEqual(changes, ['refusing: 3 queries in flight, the limit is 3', 'admitting: 2 queries refused']);
 });

@@ -22,6 +22,8 @@ export interface RunResult {
   ok: number;
   /** Refused by admission control (429): the server said it was over capacity, at once. */
   rejected: number;
+  /** Answered 200 within RunOptions.slaMs (goodput); equal to ok when no SLA was given. */
+  okWithinSla: number;
   errors: number;
   timeouts: number;
   achievedQps: number;
@@ -37,6 +39,8 @@ export interface RunOptions {
   warmupS?: number;
   /** Called about once a second while the run is going. */
   onProgress?: (line: string) => void;
+  /** Count the answers within this many ms apart (okWithinSla). */
+  slaMs?: number;
 }
 
 export function encodeQueries(queries: Batch[], numDense: number): EncodedQuery[] {
@@ -57,7 +61,8 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const rng = new Rng(opts.seed ?? 1);
   const latency = new LatencyRecorder();
-  const result = { sent: 0, ok: 0, rejected: 0, errors: 0, timeouts: 0 };
+  const result = { sent: 0, ok: 0, rejected: 0, okWithinSla: 0, errors: 0, timeouts: 0 };
+  const slaMs = opts.slaMs ?? Infinity;
   const start = performance.now();
   const measureFrom = start + (opts.warmupS ?? 0) * 1000;
   const end = measureFrom + opts.durationS * 1000;
@@ -76,8 +81,11 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
       inflight--;
       if (!counted) return;
       result[outcome]++;
-      if (outcome === 'ok') latency.recordMs(performance.now() - scheduled);
-      else if (outcome !== 'rejected') firstError ??= detail;
+      if (outcome === 'ok') {
+        const ms = performance.now() - scheduled;
+        latency.recordMs(ms);
+        if (ms <= slaMs) result.okWithinSla++;
+      } else if (outcome !== 'rejected') firstError ??= detail;
     };
     const req = http.request(url, {
       method: 'POST',

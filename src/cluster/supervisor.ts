@@ -12,6 +12,7 @@ import { type AdmissionOptions, DEFAULT_SLA_P99_MS, admissionForSla } from '../s
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
+import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
 const ENTRY = fileURLToPath(new URL('./service-process.ts', import.meta.url));
@@ -57,17 +58,20 @@ const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.mal
 
 /**
  * Starts a service process. Front ends (router, monolithic) are cluster workers so that
- * replicas of one front end listen on the same public port; the primary (this process) hands
- * each new connection to the next replica. Round-robin, because replicas accepting from the
- * shared socket themselves measured 20 of 20 fresh connections on one router. Its cost: a
- * connection handed to a replica in the instant it crashes is lost with that replica's own.
- * Internal services are plain child processes.
+ * replicas of one front end listen on the same public port. Each replica accepts from the
+ * shared socket itself (the kernel's balancing, SCHED_NONE): with cluster's round-robin the
+ * primary accepts every connection and hands it over an IPC round trip that waits on the
+ * replica's event loop, so under load a new connection (a health probe, a client's extra
+ * socket) waited seconds behind the queries (README: bench:overload). The kernel hands a
+ * connection to whichever replica is in accept first, so a busy replica takes fewer; the cost
+ * is an uneven spread when the replicas are idle. Internal services are plain child processes.
  */
 function forkService(cfg: ServiceConfig): ChildProcess {
   const execArgv = ['--import', TSX, ...serviceNodeFlags()];
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
   const env = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SERVICE_MALLOC_TUNABLES, [SERVICE_ENV]: JSON.stringify(cfg) };
   if (cfg.role === 'router' || cfg.role === 'monolithic') {
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: ENTRY, execArgv, stdio: [...stdio] });
     return cluster.fork(env).process;
   }
@@ -109,6 +113,8 @@ export interface SupervisorOptions {
   limits?: HttpLimits;
   /** Admission control at the front end (default: for a 50 ms p99 SLA); null queues without bound. */
   admission?: AdmissionOptions | null;
+  /** A CPU limit per replica of a role (a pod's `resources.limits.cpu`), enforced with cgroups where they can be written. */
+  replicaCpus?: Partial<Record<ServiceConfig['role'], number>>;
   log?: Logger;
 }
 
@@ -164,10 +170,12 @@ export class LocalSupervisor {
   private readonly socketDir: string;
   private sockets = 0;
   private readonly backoffTimers = new Set<NodeJS.Timeout>();
+  private readonly cpuLimiter;
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.log ?? createLogger('supervisor');
+    this.cpuLimiter = cgroupCpuLimiter(this.log);
     removeStaleSocketDirs(this.log);
     this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
     // Every exit path but SIGKILL runs this; after a SIGKILL the children remove the folder
@@ -231,6 +239,11 @@ export class LocalSupervisor {
     const who = `${cfg.service} replica ${cfg.replica}`;
     return new Promise((resolve, reject) => {
       const child = forkService(cfg);
+      const cpus = this.opts.replicaCpus?.[cfg.role];
+      if (cpus !== undefined && child.pid !== undefined) {
+        const group = `${cfg.service}-${cfg.replica}-${child.pid}`;
+        if (this.cpuLimiter.limit(child.pid, group, cpus)) child.once('exit', () => this.cpuLimiter.release(group));
+      }
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} did not become ready within ${READY_TIMEOUT_MS / 1000} s`));
@@ -332,5 +345,6 @@ export class LocalSupervisor {
     await Promise.all([...this.groups.values()].flat().map((r) => this.stopReplica(r, 0)));
     this.removeSocketDir();
     process.off('exit', this.removeSocketDir);
+    this.cpuLimiter.close();
   }
 }

@@ -3,10 +3,12 @@
  * server that queues everything answers everyone late (p99 of seconds, then timeouts); one
  * that refuses what it cannot serve in time answers the rest within the SLA. Two bounds:
  *
- * - the queue: once the oldest query waiting for a batch slot has waited longer than
- *   `maxQueueMs` for `burstMs` on end, new queries are refused until the wait falls back
- *   under it (CoDel's idea: a *standing* queue's delay, not its length, is what a latency SLA
- *   bounds; it needs no capacity estimate, and a short burst passes);
+ * - the wait: once a new query would wait longer than `maxQueueMs` before its batch starts,
+ *   for `burstMs` on end, new queries are refused until the wait falls back under it (CoDel's
+ *   idea: a *standing* queue's delay, not its length, is what a latency SLA bounds; it needs
+ *   no capacity estimate, and a short burst passes). The wait is the larger of the engine's
+ *   queue age and the event loop's lag: a saturated loop leaves requests unparsed in socket
+ *   buffers, a queue the engine cannot see;
  * - in flight: at most `maxInflight` admitted queries at once, the backstop when nothing queues
  *   (no dynamic batching) or queries wait downstream.
  *
@@ -30,22 +32,46 @@ export function admissionForSla(slaP99Ms: number, maxQueueDelayMs = 0): Admissio
 
 export class AdmissionControl {
   private inflight = 0;
-  /** When the queue's wait last rose over the budget (performance.now() ms), or -1 while under it. */
+  /** When the wait last rose over the budget (performance.now() ms), or -1 while under it. */
   private overSince = -1;
+  private lastWait = 0;
+  private refused = 0;
 
-  constructor(readonly opts: AdmissionOptions, private readonly queueAgeMs: () => number) {}
+  /**
+   * `waitMs`: how long a query arriving now would wait before its batch starts.
+   * `onChange`: called when refusing starts (with why) and when it stops (with how many were refused).
+   */
+  constructor(
+    readonly opts: AdmissionOptions,
+    private readonly waitMs: (now: number) => number,
+    private readonly onChange: (refusing: boolean, detail: string) => void = () => {},
+  ) {}
 
-  /** null when the query is admitted (release() it when answered), else why it was refused. */
-  admit(now = performance.now()): string | null {
-    if (this.inflight >= this.opts.maxInflight) return `${this.inflight} queries in flight, the limit is ${this.opts.maxInflight}`;
-    const age = this.queueAgeMs();
-    if (age <= this.opts.maxQueueMs) this.overSince = -1;
+  /** Whether a query arriving now is admitted (release() it when answered). No allocation: it runs for every refused query. */
+  admit(now = performance.now()): boolean {
+    const ok = this.inflight < this.opts.maxInflight && this.waitOk(now);
+    if (ok) {
+      this.inflight++;
+      if (this.refused > 0) {
+        this.onChange(false, `${this.refused} queries refused`);
+        this.refused = 0;
+      }
+    } else if (this.refused++ === 0) this.onChange(true, this.refusal(now));
+    return ok;
+  }
+
+  private waitOk(now: number): boolean {
+    const wait = (this.lastWait = this.waitMs(now));
+    if (wait <= this.opts.maxQueueMs) this.overSince = -1;
     else if (this.overSince < 0) this.overSince = now;
-    else if (now - this.overSince >= this.opts.burstMs) {
-      return `queries have waited over the ${this.opts.maxQueueMs} ms queue budget for ${(now - this.overSince).toFixed(0)} ms (oldest ${age.toFixed(0)} ms)`;
-    }
-    this.inflight++;
-    return null;
+    else if (now - this.overSince >= this.opts.burstMs) return false;
+    return true;
+  }
+
+  /** Why queries are being refused now. */
+  refusal(now = performance.now()): string {
+    if (this.inflight >= this.opts.maxInflight) return `${this.inflight} queries in flight, the limit is ${this.opts.maxInflight}`;
+    return `queries have waited over the ${this.opts.maxQueueMs} ms queue budget for ${(now - this.overSince).toFixed(0)} ms (now ${this.lastWait.toFixed(0)} ms)`;
   }
 
   release(): void {

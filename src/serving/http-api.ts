@@ -6,6 +6,7 @@ import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, notFound } from '
 import type { Logger } from '../util/log.ts';
 import { AdmissionControl, type AdmissionOptions } from './admission.ts';
 import type { InferenceEngine } from './engine.ts';
+import { LoopLagSampler } from './loop-lag.ts';
 import { parseJsonBounded, parseLengthHeader, readBody } from './http-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
@@ -79,6 +80,11 @@ function clientErrorAnswer(err: NodeJS.ErrnoException): [number, ShardwiseError]
   return [400, badRequest(`malformed HTTP request (${err.code ?? err.message})`)];
 }
 
+/** The one answer to every refused query (why it was refused is in the admission log lines and metrics, not per answer). */
+const OVERLOADED_BODY = Buffer.from(
+  JSON.stringify(errorBody(new ShardwiseError(ErrorCodes.OVERLOADED, 'over capacity: queries would wait past the admission budget', 'retry after Retry-After seconds, or add replicas'))),
+);
+
 const outcomeOf = (status: number) => (status === 429 ? 'rejected' : status < 500 ? 'bad_request' : status === 504 ? 'timeout' : 'error');
 
 /**
@@ -105,7 +111,15 @@ export class InferenceHttpServer {
   constructor(private readonly engine: InferenceEngine, private readonly metrics: ServiceMetrics, opts: FrontEndOptions) {
     this.limits = opts.limits;
     this.log = opts.log;
-    this.admission = opts.admission ? new AdmissionControl(opts.admission, () => engine.queueAgeMs()) : null;
+    const lag = new LoopLagSampler();
+    // Refusing can start and stop many times a second under overload: one line per 5 s at most (the exact count is shardwise_requests_total{outcome="rejected"}).
+    let loggedAt = -Infinity;
+    const onChange = (refusing: boolean, detail: string) => {
+      if (!refusing || performance.now() - loggedAt < 5000) return;
+      loggedAt = performance.now();
+      this.log.warn(`admission: refusing queries with 429: ${detail}`);
+    };
+    this.admission = opts.admission ? new AdmissionControl(opts.admission, (now) => Math.max(engine.queueAgeMs(), lag.lagMs(now)), onChange) : null;
     this.server = http.createServer(
       { maxHeaderSize: this.limits.maxHeaderBytes, requestTimeout: this.limits.bodyTimeoutMs, headersTimeout: this.limits.headersTimeoutMs, connectionsCheckingInterval: 500 },
       (req, res) => this.route(req, res).catch((e) => this.fail(req, res, e)),
@@ -193,19 +207,22 @@ export class InferenceHttpServer {
     else if (!res.writableEnded) res.destroy();
   }
 
-  /** 429 at once, before the body is read: refusing must cost far less than serving. */
-  private refuse(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
+  /**
+   * 429 at once, before the body is parsed: refusing must cost far less than serving (the
+   * answer is encoded once; the body is skipped, not copied).
+   */
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.metrics.requests.inc({ service: this.metrics.service, outcome: 'rejected' });
     // A small body is skipped on the connection (kept alive); a large one is not worth reading.
     const declared = Number(req.headers['content-length']);
     if (!(declared <= 1 << 20)) res.setHeader('connection', 'close');
-    sendJson(res, 429, errorBody(new ShardwiseError(ErrorCodes.OVERLOADED, `over capacity: ${reason}`, 'retry after Retry-After seconds, or add replicas')), { 'retry-after': '1' });
+    res.writeHead(429, { 'content-type': 'application/json', 'content-length': OVERLOADED_BODY.length, 'retry-after': '1' });
+    res.end(OVERLOADED_BODY);
     req.resume();
   }
 
   private async infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const refused = this.admission?.admit() ?? null;
-    if (refused) return this.refuse(req, res, refused);
+    if (this.admission && !this.admission.admit()) return this.refuse(req, res);
     const t0 = performance.now();
     const { service } = this.metrics;
     const { limits, engine } = this;

@@ -32,6 +32,7 @@ interface ServeOptions {
   admission: boolean;
   drainGraceMs: number;
   bodyTimeoutMs: number;
+  replicaCpus?: number;
 }
 
 export function registerServe(program: Command): void {
@@ -51,6 +52,7 @@ export function registerServe(program: Command): void {
     .option('--max-inflight <n>', 'admission control: most queries admitted at once per front-end replica', positiveInt)
     .option('--no-admission', 'queue every query however late it will be (no 429s)')
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
+    .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs)
     .action(async (opts: ServeOptions) => {
       if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
@@ -60,7 +62,9 @@ export function registerServe(program: Command): void {
       const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
       const admission = opts.admission ? { maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs, burstMs: sla.burstMs } : null;
       const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
-      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission });
+      const cpus = opts.replicaCpus;
+      const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
+      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
       console.log(renderReplicas(supervisor.replicas()));

@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../bin/shardwise.js', import.meta.url));
+
+export interface ServedReplica {
+  service: string;
+  role: string;
+  pid: number;
+  /** A Unix socket path, or `:port` for a front end. */
+  listens: string;
+  metricsPort: number;
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  replicas: ServedReplica[];
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  /** SIGTERM (drains) and waits for the exit. */
+  stop(): Promise<{ code: number | null; signal: string | null }>;
+}
+
+/**
+ * `shardwise serve` in its own process, as a user runs it, its replica table read off its
+ * stdout. Benchmarks use it so that the supervisor (which hands out the front end's
+ * connections) does not share an event loop with the load generator.
+ */
+export async function startServeProcess(args: string[], opts: { stderr?: 'inherit' | 'pipe' } = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (c) => (err += c));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (c) => {
+      out += c;
+      if (/serving model/.test(out)) resolve();
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`shardwise serve exited (${signal ?? `code ${code}`}) before serving:\n${err}`)));
+  });
+  const port = Number(/http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)![1]);
+  const lines = out.split('\n');
+  const replicas = lines.slice(2, lines.findIndex((l) => l.trim() === '')).map((l) => {
+    const [service, role, , pid, listens, metrics] = l.trim().split(/\s{2,}/);
+    return { service, role, pid: Number(pid), listens, metricsPort: metrics === 'same' ? port : Number(metrics) };
+  });
+  return {
+    child,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    replicas,
+    exited,
+    stop: () => (child.kill('SIGTERM'), exited),
+  };
+}

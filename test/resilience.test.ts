@@ -1,0 +1,153 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import type { Plan } from '../src/plan/types.ts';
+import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
+import { probeHealth } from '../src/bench/health-probe.ts';
+import { scrapeMetric } from '../src/protocol/oip-client.ts';
+import { silentLogger } from '../src/util/log.ts';
+import { tempDir } from './helpers.ts';
+
+const dir = tempDir();
+const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+const modelDir = path.join(dir, 'model');
+generateModel(modelDir, config, 5);
+const gen = new QueryGenerator(config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 11 });
+const encoded = encodeQueries(Array.from({ length: 200 }, () => gen.next()), config.numDense);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const running = new Set<LocalSupervisor>();
+after(async () => {
+  for (const s of running) await s.stop();
+});
+
+async function serve(plan: Plan | null, deadlineMs = 2000, opts: Partial<ConstructorParameters<typeof LocalSupervisor>[0]> = {}): Promise<LocalSupervisor> {
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs, coalesce: DEFAULT_COALESCING, log: silentLogger, ...opts });
+  running.add(sup);
+  await sup.start();
+  return sup;
+}
+
+async function stop(sup: LocalSupervisor) {
+  await sup.stop();
+  running.delete(sup);
+}
+
+const load = (sup: LocalSupervisor, qps: number, durationS: number) => runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps, durationS, timeoutMs: 5000 });
+
+test('SIGSTOP one shard replica of two under load: no failed query, p99 far below the deadline, the replica is ejected and returns after SIGCONT', async () => {
+  const sup = await serve(rowWisePlan(config, { shards: 2, replicas: 2, cacheRows: 0, dense: 'router', denseReplicas: 1 }));
+  try {
+    const router = `http://127.0.0.1:${sup.replicas().find((r) => r.role === 'router')!.metricsPort}`;
+    const normal = await load(sup, 150, 3);
+    assert.equal(normal.errors + normal.timeouts + normal.rejected, 0);
+    const victim = sup.replicas().find((r) => r.service === 'shard-1')!;
+    process.kill(victim.pid, 'SIGSTOP');
+    let stopped;
+    try {
+      stopped = await load(sup, 150, 4);
+    } finally {
+      process.kill(victim.pid, 'SIGCONT');
+    }
+    console.log(`# hung replica: p99 ${normal.latency.p99Ms.toFixed(1)} ms normal, ${stopped.latency.p99Ms.toFixed(1)} ms with one of two shard-1 replicas stopped; ${stopped.errors + stopped.timeouts} failed of ${stopped.sent}`);
+    assert.equal(stopped.errors + stopped.timeouts + stopped.rejected, 0, 'no failed query');
+    assert.ok(stopped.latency.p99Ms < 500, `p99 ${stopped.latency.p99Ms} ms: requests did not wait out the 2 s deadline`);
+    assert.ok((await scrapeMetric(router, 'shardwise_replica_ejections_total', 'pool="shard-1"')) >= 1, 'the stopped replica was ejected');
+    assert.ok((await scrapeMetric(router, 'shardwise_hedged_requests_total', 'pool="shard-1"')) >= 1);
+    // Back after SIGCONT: probed with live traffic once its ejection ends, it serves again.
+    const served = () => scrapeMetric(`http://127.0.0.1:${victim.metricsPort}`, 'shardwise_rows_served_total');
+    const before = await served();
+    let after = before;
+    for (let i = 0; i < 20 && after === before; i++) {
+      await load(sup, 100, 1);
+      after = await served();
+    }
+    assert.ok(after > before, 'the resumed replica serves again');
+  } finally {
+    await stop(sup);
+  }
+});
+
+test('readiness means every service can serve: a shard whose only replica hangs or dies makes the router not ready, and ready again when it is back', async () => {
+  const sup = await serve(rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 }), 300);
+  const readyUrl = `http://127.0.0.1:${sup.routerPort}/v2/health/ready`;
+  const readiness = async () => {
+    const res = await fetch(readyUrl);
+    return { status: res.status, body: await res.text() };
+  };
+  try {
+    assert.equal((await readiness()).status, 200);
+    const shard = sup.replicas().find((r) => r.service === 'shard-0')!;
+    process.kill(shard.pid, 'SIGSTOP');
+    try {
+      // Queries time out against the hung replica (no other to hedge on) until it is ejected.
+      await load(sup, 50, 1);
+      const r = await readiness();
+      assert.equal(r.status, 503);
+      assert.match(r.body, /every replica of service shard-0 is ejected/);
+      assert.equal(sup.unready(), null, 'the process is alive, so the supervisor does not restart it');
+    } finally {
+      process.kill(shard.pid, 'SIGCONT');
+    }
+    for (let i = 0; i < 50 && (await readiness()).status !== 200; i++) await sleep(100);
+    assert.equal((await readiness()).status, 200, 'ready again once the ejection ends');
+
+    // A dead replica: the supervisor and the router agree the service is down until the restart.
+    const other = sup.replicas().find((r) => r.service === 'shard-1')!;
+    process.kill(other.pid, 'SIGKILL');
+    let sawDown = false;
+    let supervisorAgreed = false;
+    for (let i = 0; i < 200; i++) {
+      const r = await readiness();
+      if (r.status === 503) {
+        sawDown = true;
+        assert.match(r.body, /service shard-1 has no replica/);
+        supervisorAgreed ||= sup.unready() === 'service shard-1 has no running replica';
+      } else if (sawDown) break;
+      await sleep(10);
+    }
+    assert.ok(sawDown, 'not ready while shard-1 had no replica');
+    assert.ok(supervisorAgreed, "the supervisor's view agreed");
+    for (let i = 0; i < 100 && (await readiness()).status !== 200; i++) await sleep(100);
+    assert.equal((await readiness()).status, 200);
+    assert.equal(sup.unready(), null);
+  } finally {
+    await stop(sup);
+  }
+});
+
+const cgroupWritable = fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') && process.getuid?.() === 0;
+
+test('overload at 4x capacity with the front end under a CPU limit: 429s with Retry-After, admitted p99 within the SLA, health answers promptly', { skip: cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end' }, async () => {
+  const sup = await serve(null, 2000, { replicaCpus: { monolithic: 0.5 } });
+  try {
+    // Capacity: the rate it serves within the SLA with admission control on, measured here.
+    await load(sup, 200, 1); // warm up
+    let capacity = 0;
+    for (let qps = 200; qps <= 3200; qps *= 2) {
+      const r = await load(sup, qps, 2);
+      if (r.rejected > 0.01 * r.sent || r.latency.p99Ms > 50) break;
+      capacity = r.achievedQps;
+    }
+    assert.ok(capacity > 0, 'met the SLA at 200 qps');
+    const probe = probeHealth(`http://127.0.0.1:${sup.routerPort}/v2/health/ready`, 50);
+    const over = await runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps: 4 * capacity, durationS: 4, timeoutMs: 5000, slaMs: 50 });
+    const health = await probe.stop();
+    console.log(`# overload: capacity ${capacity.toFixed(0)} qps; at 4x: ${over.ok} answered (${over.okWithinSla} within 50 ms), ${over.rejected} refused, ${over.errors + over.timeouts} failed of ${over.sent}; admitted p99 ${over.latency.p99Ms.toFixed(1)} ms; health p99 ${health.latency.p99Ms.toFixed(1)} ms`);
+    assert.ok(over.rejected > 0, '429s appear');
+    assert.equal(over.errors + over.timeouts, 0, 'nothing fails but refusals');
+    assert.ok(over.latency.p99Ms <= 50, `admitted p99 ${over.latency.p99Ms} ms within the 50 ms SLA`);
+    assert.ok(health.latency.p99Ms <= 100, `health p99 ${health.latency.p99Ms} ms`);
+    assert.equal(health.failures, 0);
+  } finally {
+    await stop(sup);
+  }
+});
