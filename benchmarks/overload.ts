@@ -3,18 +3,18 @@
  * side by side in one run, driven at 1×, 2×, 4× and 8× of its measured max QPS (open loop,
  * the same trace): goodput (answers within the SLA per second, as a share of the max),
  * p99 of the admitted (answered) queries, refusals, failures, and the p99 of a health probe on
- * a fresh connection every 25 ms meanwhile. The front ends run under a cgroup CPU limit
- * (FRONT_END_CPUS, default 0.25) so that 8× of their capacity stays within what the load
- * generator on the same two cores can send; where cgroups can't be written they run unlimited
- * and the multiples shrink to what the machine can offer (the table says what was sent).
+ * a fresh connection every 25 ms meanwhile. Each deployment is a `shardwise serve` process of
+ * its own (its supervisor does not share this process's event loop), its front end under a
+ * cgroup CPU limit (FRONT_END_CPUS, default 0.5) so that the load generator on the same two
+ * cores has room to send; where cgroups can't be written it runs unlimited (serve warns) and
+ * the table says what was actually sent. The load generator's own CPU per query is printed.
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per overload step (6),
- * FRONT_END_CPUS (0.25), MULTIPLES (1,2,4,8).
+ * FRONT_END_CPUS (0.5), MULTIPLES (1,2,4,8).
  */
-import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
+import { startServeProcess, type ServeProcess } from '../src/bench/serve-process.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { renderTable } from '../src/util/format.ts';
 import { rm1Workload } from './rm1-workload.ts';
@@ -22,7 +22,7 @@ import { rm1Workload } from './rm1-workload.ts';
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const STEP_S = Number(process.env.STEP_S ?? 6);
-const CPUS = Number(process.env.FRONT_END_CPUS ?? 0.25);
+const CPUS = Number(process.env.FRONT_END_CPUS ?? 0.5);
 const MULTIPLES = (process.env.MULTIPLES ?? '1,2,4,8').split(',').map(Number);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -31,19 +31,18 @@ const { config, modelDir, encoded, remove } = rm1Workload('overload', ROWS, 2000
 
 interface Deployment {
   label: string;
-  sup: LocalSupervisor;
+  served: ServeProcess;
   url: string;
 }
 
 async function deploy(label: string, admission: boolean): Promise<Deployment> {
-  const sup = new LocalSupervisor({ modelDir, plan: null, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, admission: admission ? undefined : null, replicaCpus: { monolithic: CPUS } });
-  await sup.start();
-  return { label, sup, url: `http://127.0.0.1:${sup.routerPort}` };
+  const served = await startServeProcess(['--model', modelDir, '--monolithic', '--sla-p99-ms', String(SLA_MS), '--replica-cpus', String(CPUS), '--drain-grace-ms', '0', ...(admission ? [] : ['--no-admission'])], { stderr: 'inherit' });
+  return { label, served, url: served.url };
 }
 
 /** Waits until the front end has answered everything it queued (a server without admission control works off its backlog long after the clients gave up). */
 async function drained(d: Deployment): Promise<void> {
-  const metrics = `http://127.0.0.1:${d.sup.replicas()[0].metricsPort}`;
+  const metrics = `http://127.0.0.1:${d.served.replicas[0].metricsPort}`;
   for (let i = 0; i < 600 && (await scrapeMetric(metrics, 'shardwise_inflight_requests')) > 0; i++) await new Promise((r) => setTimeout(r, 100));
 }
 
@@ -100,6 +99,6 @@ try {
     `\nat ${m}x overload: goodput ${pct(goodput(withAc.run))} of max with admission control (${pct(goodput(without.run))} without), admitted p99 ${withAc.run.latency.p99Ms.toFixed(0)} ms (SLA ${SLA_MS} ms; ${without.run.latency.p99Ms.toFixed(0)} ms without), health p99 ${withAc.health.latency.p99Ms.toFixed(0)} ms (${without.health.latency.p99Ms.toFixed(0)} ms without)`,
   );
 } finally {
-  for (const d of deployments) await d.sup.stop();
+  for (const d of deployments) await d.served.stop();
   remove();
 }

@@ -71,8 +71,12 @@ test('SIGTERM under load: not ready at once, served through the grace period, no
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const statuses: number[] = [];
   let sending = true;
-  const loops = Array.from({ length: 8 }, async () => {
-    while (sending) statuses.push(await infer(s.port, agent));
+  // Paced clients (~4 × 100 qps): the point is queries in flight across the SIGTERM, not saturation (which admission control would refuse).
+  const loops = Array.from({ length: 4 }, async () => {
+    while (sending) {
+      statuses.push(await infer(s.port, agent));
+      await sleep(10);
+    }
   });
   await sleep(500);
   const before = statuses.length;
@@ -87,7 +91,7 @@ test('SIGTERM under load: not ready at once, served through the grace period, no
   const { code } = await s.exited;
   const exitMs = performance.now() - t0;
   assert.equal(code, 0);
-  assert.ok(statuses.length > before + 10, `served during the grace period: ${statuses.length - before}`);
+  assert.ok(statuses.length > before + 20, `served during the grace period: ${statuses.length - before}`);
   assert.deepEqual(statuses.filter((x) => x !== 200), [], 'every query sent before and during the grace period answered 200');
   // grace 800 ms + the 1 s stuck-body cut + stopping the shards; never the 15 s kill timeout.
   assert.ok(exitMs < 5000, `exit took ${exitMs.toFixed(0)} ms`);

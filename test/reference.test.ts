@@ -48,7 +48,8 @@ test('OIP JSON decoding checks names, datatypes and shapes, and round-trips', ()
   assert.deepEqual(decodeRequest(JSON.parse(JSON.stringify(req)), tiny), b);
   const withInput = (name: string, patch: object) => ({ inputs: req.inputs.map((t) => (t.name === name ? { ...t, ...patch } : t)) });
   assert.throws(() => decodeRequest(withInput('dense', { datatype: 'BYTES' }), tiny), /'dense' has datatype "BYTES", expected FP32/);
-  assert.throws(() => decodeRequest(withInput('dense', { shape: [3, 5] }), tiny), /'dense' has 12 values but shape \[3,5\] holds 15/);
+  assert.throws(() => decodeRequest(withInput('dense', { shape: [4, 4] }), tiny), /'dense' has 12 values but shape \[4,4\] holds 16/);
+  assert.throws(() => decodeRequest(withInput('dense', { shape: [3, 5] }), tiny), /'dense' has shape \[3,5\], expected \[B, 4\]/);
   assert.throws(() => decodeRequest(withInput('indices', { data: req.inputs[1].data!.map((v, i) => (i === 2 ? 1.5 : v)) }), tiny), /'indices' has 1.5 at position 2/);
   assert.throws(() => decodeRequest({ inputs: req.inputs.slice(0, 2) }, tiny), /'offsets' is missing/);
   assert.throws(() => decodeRequest({ inputs: [...req.inputs, { name: 'extra', datatype: 'FP32', shape: [0], data: [] }] }, tiny), /unknown input tensor 'extra'/);

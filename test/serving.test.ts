@@ -43,9 +43,13 @@ after(async () => {
   for (const s of running) await s.stop();
 });
 
-/** Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge. */
+/**
+ * Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge.
+ * Admission control off: these tests fire closed bursts at cold servers to check scores, and a
+ * burst that keeps a cold process busy is what admission refuses (test/resilience.test.ts).
+ */
 async function serve(modelDir: string, plan: Plan | null): Promise<LocalSupervisor> {
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: silentLogger });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, admission: null, log: silentLogger });
   running.add(sup);
   await sup.start();
   return sup;

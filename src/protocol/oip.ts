@@ -175,7 +175,7 @@ export function decodeRequest(body: unknown, config: ModelConfig, binary?: Buffe
   for (const t of body.inputs as OipTensor[]) {
     if (!isObject(t) || typeof t.name !== 'string') throw badRequest("every input must be an object with a 'name'");
     if (!INPUT_NAMES.has(t.name)) {
-      throw badRequest(`unknown input tensor ${JSON.stringify(t.name)}`, "inputs are 'dense', 'indices', 'offsets' and optionally 'per_sample_weights'");
+      throw badRequest(`unknown input tensor '${t.name}'`, "inputs are 'dense', 'indices', 'offsets' and optionally 'per_sample_weights'");
     }
     if (byName.has(t.name)) throw badRequest(`input tensor '${t.name}' is given twice`);
     if (t.parameters !== undefined && !isObject(t.parameters)) throw badRequest(`tensor '${t.name}' has 'parameters' that is not a JSON object`);

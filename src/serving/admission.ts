@@ -25,9 +25,13 @@ export interface AdmissionOptions {
 /** The p99 SLA `serve` assumes unless told (ElasticRec's and DeepRecSys' tens of ms). */
 export const DEFAULT_SLA_P99_MS = 50;
 
-/** The queue budget a p99 SLA leaves: a quarter of it for waiting, the rest for the batch itself and the network. */
+/**
+ * The queue budget a p99 SLA leaves: a quarter of it for waiting, the rest for the batch itself
+ * and the network; a wait over it may stand for half the SLA (a burst, a cold JIT) before
+ * refusals begin.
+ */
 export function admissionForSla(slaP99Ms: number, maxQueueDelayMs = 0): AdmissionOptions {
-  return { maxInflight: 1024, maxQueueMs: maxQueueDelayMs + slaP99Ms / 4, burstMs: slaP99Ms / 4 };
+  return { maxInflight: 1024, maxQueueMs: maxQueueDelayMs + slaP99Ms / 4, burstMs: slaP99Ms / 2 };
 }
 
 export class AdmissionControl {

@@ -1,0 +1,56 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
+import { silentLogger } from '../src/util/log.ts';
+import { tempDir } from './helpers.ts';
+
+const dir = tempDir();
+const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+const modelDir = path.join(dir, 'model');
+generateModel(modelDir, config, 5);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const promtool = spawnSync('promtool', ['--version']).status === 0;
+
+const running = new Set<LocalSupervisor>();
+after(async () => {
+  for (const s of running) await s.stop();
+});
+
+test('every replica\'s /metrics passes promtool, event-loop lag reads in seconds, and a restarted replica keeps its metrics port', { skip: promtool ? false : 'promtool (Debian prometheus) is not installed; .ci/run installs it' }, async () => {
+  const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 8, dense: 'service', denseReplicas: 1 });
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 2000, coalesce: DEFAULT_COALESCING, log: silentLogger });
+  running.add(sup);
+  await sup.start();
+  try {
+    const gen = new QueryGenerator(config, { queries: 20, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 2 });
+    for (let i = 0; i < 20; i++) await inferBinary(`http://127.0.0.1:${sup.routerPort}`, config.name, gen.next(), config.numDense);
+    await sleep(300); // a few event-loop samples at the 20 ms precision
+    for (const r of sup.replicas()) {
+      const text = await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text();
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      assert.equal(check.status, 0, `${r.service}: promtool check metrics:\n${check.stdout}${check.stderr}`);
+      const lagMin = Number(/^shardwise_nodejs_eventloop_lag_min_seconds\S* (\S+)$/m.exec(text)?.[1]);
+      assert.ok(lagMin >= 0 && lagMin < 1, `${r.service}: event-loop lag min ${lagMin} s`);
+    }
+    // Kill a shard replica: it comes back on the same metrics port, where a scraper already looks.
+    const shard = sup.replicas().find((r) => r.service === 'shard-1')!;
+    process.kill(shard.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && !sup.replicas().some((r) => r.service === 'shard-1' && r.restarts === 1); i++) await sleep(100);
+    const back = sup.replicas().find((r) => r.service === 'shard-1')!;
+    assert.notEqual(back.pid, shard.pid);
+    assert.equal(back.metricsPort, shard.metricsPort);
+    assert.equal(await scrapeMetric(`http://127.0.0.1:${back.metricsPort}`, 'shardwise_rows_held'), 1001 + 37 + 2003 - (plan.shards[0].pieces.reduce((s, p) => s + p.rowEnd - p.rowStart, 0)));
+  } finally {
+    await sup.stop();
+    running.delete(sup);
+  }
+});
