@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Rng } from '../src/util/rng.ts';
+import { moduleEntry } from '../src/util/entry.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -26,9 +27,12 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** The CLI's sources through tsx: tests run what is in src/, built or not (test/build.test.ts runs the compiled CLI). */
+const CLI = moduleEntry('../src/cli/main.ts', import.meta.url);
+
 /** Runs the shardwise CLI in a child process. */
 export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/shardwise.js'), ...args], {
+  const r = spawnSync(process.execPath, [...CLI.execArgv, CLI.file, ...args], {
     encoding: 'utf8',
     env: { ...process.env, ...opts.env },
     timeout: 120_000,

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { moduleEntry } from '../util/entry.ts';
 
-const CLI = fileURLToPath(new URL('../../bin/shardwise.js', import.meta.url));
+/** The CLI as this process runs: compiled, or the sources through tsx. */
+const CLI = moduleEntry('../cli/main.ts', import.meta.url);
 
 export interface ServedReplica {
   service: string;
@@ -29,7 +29,7 @@ export interface ServeProcess {
  * connections) does not share an event loop with the load generator.
  */
 export async function startServeProcess(args: string[], opts: { stderr?: 'inherit' | 'pipe' } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
+  const child = spawn(process.execPath, [...CLI.execArgv, CLI.file, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   let out = '';
   let err = '';

@@ -4,7 +4,6 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Plan } from '../plan/types.ts';
 import type { Address } from '../serving/frame-client.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
@@ -13,11 +12,10 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
+import { moduleEntry } from '../util/entry.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
-const ENTRY = fileURLToPath(new URL('./service-process.ts', import.meta.url));
-/** tsx by absolute URL, so children start wherever the CLI is run from. */
-const TSX = import.meta.resolve('tsx');
+const SERVICE = moduleEntry('./service-process.ts', import.meta.url);
 const READY_TIMEOUT_MS = 180_000;
 /** How long a replica may take to drain and exit after its grace period before it is SIGKILLed. */
 const STOP_TIMEOUT_MS = 15_000;
@@ -67,15 +65,15 @@ const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.mal
  * is an uneven spread when the replicas are idle. Internal services are plain child processes.
  */
 function forkService(cfg: ServiceConfig): ChildProcess {
-  const execArgv = ['--import', TSX, ...serviceNodeFlags()];
+  const execArgv = [...SERVICE.execArgv, ...serviceNodeFlags()];
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
   const env = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SERVICE_MALLOC_TUNABLES, [SERVICE_ENV]: JSON.stringify(cfg) };
   if (cfg.role === 'router' || cfg.role === 'monolithic') {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: ENTRY, execArgv, stdio: [...stdio] });
+    cluster.setupPrimary({ exec: SERVICE.file, execArgv, stdio: [...stdio] });
     return cluster.fork(env).process;
   }
-  return fork(ENTRY, [], { execArgv, env: { ...process.env, ...env }, stdio: [...stdio] });
+  return fork(SERVICE.file, [], { execArgv, env: { ...process.env, ...env }, stdio: [...stdio] });
 }
 
 export interface ReplicaInfo {
