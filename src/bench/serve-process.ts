@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { moduleEntry } from '../util/entry.ts';
 
 /** The CLI as this process runs: compiled, or the sources through tsx. */
 const CLI = moduleEntry('../cli/main.ts', import.meta.url);
+const BIN = fileURLToPath(new URL('../../bin/shardwise.js', import.meta.url));
 
 export interface ServedReplica {
   service: string;
@@ -11,6 +13,8 @@ export interface ServedReplica {
   /** A Unix socket path, or `:port` for a front end. */
   listens: string;
   metricsPort: number;
+  /** Spawn to ready, as the supervisor measured it. */
+  startMs: number;
 }
 
 export interface ServeProcess {
@@ -28,8 +32,10 @@ export interface ServeProcess {
  * stdout. Benchmarks use it so that the supervisor (which hands out the front end's
  * connections) does not share an event loop with the load generator.
  */
-export async function startServeProcess(args: string[], opts: { stderr?: 'inherit' | 'pipe' } = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [...CLI.execArgv, CLI.file, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
+export async function startServeProcess(args: string[], opts: { stderr?: 'inherit' | 'pipe'; compiled?: boolean } = {}): Promise<ServeProcess> {
+  // compiled: the build through bin/shardwise.js (which refuses a stale one), as production runs, whatever this process runs.
+  const cli = opts.compiled ? [BIN] : [...CLI.execArgv, CLI.file];
+  const child = spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   let out = '';
   let err = '';
@@ -44,8 +50,8 @@ export async function startServeProcess(args: string[], opts: { stderr?: 'inheri
   const port = Number(/http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)![1]);
   const lines = out.split('\n');
   const replicas = lines.slice(2, lines.findIndex((l) => l.trim() === '')).map((l) => {
-    const [service, role, , pid, listens, metrics] = l.trim().split(/\s{2,}/);
-    return { service, role, pid: Number(pid), listens, metricsPort: metrics === 'same' ? port : Number(metrics) };
+    const [service, role, , pid, listens, metrics, , ready] = l.trim().split(/\s{2,}/);
+    return { service, role, pid: Number(pid), listens, metricsPort: metrics === 'same' ? port : Number(metrics), startMs: parseFloat(ready) };
   });
   return {
     child,

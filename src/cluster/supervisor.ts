@@ -87,6 +87,8 @@ export interface ReplicaInfo {
   socketPath?: string;
   metricsPort: number;
   rssBytes: number;
+  /** Milliseconds from spawning the process to its ready message. */
+  startMs: number;
   restarts: number;
 }
 
@@ -236,6 +238,7 @@ export class LocalSupervisor {
     if (cfg.role === 'shard' || cfg.role === 'dense') cfg = { ...cfg, socketPath: path.join(this.socketDir, `${++this.sockets}.sock`) };
     const who = `${cfg.service} replica ${cfg.replica}`;
     return new Promise((resolve, reject) => {
+      const spawnedAt = performance.now();
       const child = forkService(cfg);
       const cpus = this.opts.replicaCpus?.[cfg.role];
       if (cpus !== undefined && child.pid !== undefined) {
@@ -261,7 +264,7 @@ export class LocalSupervisor {
           child,
           stopping: false,
           restartTimes: [],
-          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, restarts },
+          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, startMs: performance.now() - spawnedAt, restarts },
         };
         child.once('exit', (code, signal) => void this.onUnexpectedExit(r, code, signal));
         resolve(r);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { calibrate } from '../../bench/calibrate.ts';
 import { writeCostModel } from '../../planner/cost-model.ts';
 import { positiveInt, positiveNumber, progress } from '../options.ts';
 
@@ -15,6 +14,7 @@ export function registerCalibrate(program: Command): void {
     .option('--seconds <s>', 'seconds per measured point', positiveNumber, 2)
     .action(async (opts: { model: string; out: string; batch: number; sweep: number[]; holdout: number; seconds: number }) => {
       progress('starting a shard server and a dense server, then measuring…');
+      const { calibrate } = await import('../../bench/calibrate.ts'); // on use: it loads onnxruntime
       const c = await calibrate({ modelDir: opts.model, batch: opts.batch, sweep: opts.sweep, holdout: opts.holdout, secondsPerPoint: opts.seconds, log: progress });
       writeCostModel(opts.out, c.cost);
       const curve = c.cost.shard.curves[0];

@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import { presetConfig } from '../../model/presets.ts';
 import { generateModel } from '../../model/generate.ts';
 import { loadModel } from '../../model/store.ts';
-import { ReferenceModel } from '../../reference/reference-model.ts';
 import { writeTrace } from '../../workload/generate-trace.ts';
 import { readQueries } from '../../workload/trace-format.ts';
 import { traceStats } from '../../workload/trace-stats.ts';
@@ -14,7 +13,6 @@ import { profileFromTrace } from '../../profile/build.ts';
 import { writeProfile } from '../../profile/format.ts';
 import { LocalSupervisor } from '../../cluster/supervisor.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
-import { encodeQueries, runOpenLoop } from '../../bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../../protocol/oip-client.ts';
 import { embeddingBagBackend } from '../../kernels/embedding-bag.ts';
 import { formatBytes, formatCount, pct } from '../../util/format.ts';
@@ -72,6 +70,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     const url = `http://127.0.0.1:${supervisor.routerPort}`;
 
     progress(`[4/5] checking ${PARITY_QUERIES} queries against the in-process reference model`);
+    const { ReferenceModel } = await import('../../reference/reference-model.ts'); // on use: see predict
     const reference = await ReferenceModel.create(loadModel(modelDir));
     let maxDiff = 0;
     try {
@@ -84,6 +83,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
     }
 
     progress(`[5/5] open-loop load: ${opts.qps} queries/s (Poisson arrivals) for ${opts.duration} s`);
+    const { encodeQueries, runOpenLoop } = await import('../../bench/load-generator.ts'); // on use: see bench
     const run = await runOpenLoop({ url, modelName: config.name }, encodeQueries(queries, config.numDense), {
       qps: opts.qps,
       durationS: opts.duration,

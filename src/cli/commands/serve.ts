@@ -12,8 +12,8 @@ import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progres
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
-    ['service', 'role', 'replica', 'pid', 'listens on', 'metrics port', 'rss at start'],
-    replicas.map((r) => [r.service, r.role, r.replica, r.pid, r.socketPath ?? `:${r.port}`, r.metricsPort === r.port ? 'same' : r.metricsPort, formatBytes(r.rssBytes)]),
+    ['service', 'role', 'replica', 'pid', 'listens on', 'metrics port', 'rss at start', 'ready in'],
+    replicas.map((r) => [r.service, r.role, r.replica, r.pid, r.socketPath ?? `:${r.port}`, r.metricsPort === r.port ? 'same' : r.metricsPort, formatBytes(r.rssBytes), `${r.startMs.toFixed(0)} ms`]),
   );
 }
 
