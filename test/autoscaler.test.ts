@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type AutoscalerConfig, type AutoscalerState, autoscalerConfig, decide, initialAutoscalerState } from '../src/cluster/autoscaler.ts';
+
+/** Runs the loop on a fake clock: each step is one sync period with the given per-replica metric; the actuator applies every decision at once. */
+function simulate(config: AutoscalerConfig, start: number, steps: { perReplica: (replicas: number) => number; notReady?: number }[]) {
+  let state: AutoscalerState = initialAutoscalerState();
+  let replicas = start;
+  const seen: number[] = [];
+  steps.forEach((s, i) => {
+    const ready = replicas - (s.notReady ?? 0);
+    const { decision, state: next } = decide({ at: i * config.syncPeriodS * 1000, currentReplicas: replicas, readyValues: Array(ready).fill(s.perReplica(replicas)), notReady: s.notReady ?? 0 }, state, config);
+    state = next;
+    replicas = decision.desired;
+    seen.push(replicas);
+  });
+  return seen;
+}
+
+/** A fixed total load spread over the replicas: what QPS per replica does. */
+const load = (total: number) => ({ perReplica: (n: number) => total / n });
+
+test('HPA: desired = ceil(current × observed / target), nothing within the tolerance, clamped to min and max', () => {
+  const c = autoscalerConfig('qps', 100, 1, 10);
+  assert.deepEqual(simulate(c, 2, [load(400)]), [4]);
+  assert.deepEqual(simulate(c, 4, [load(420)]), [4], '105 per replica is within 10%');
+  assert.deepEqual(simulate(c, 4, [load(460)]), [5], '115 per replica is not: ceil(4 × 1.15)');
+  assert.deepEqual(simulate(c, 4, [load(5000)]), [8], 'a scale-up of 4 → 50 is limited to max(+100%, +4) = 8 in one period');
+  assert.deepEqual(simulate(c, 8, [load(5000), load(5000)]), [10, 10], 'and then to maxReplicas');
+  const { decision } = decide({ at: 0, currentReplicas: 3, readyValues: [], notReady: 3 }, initialAutoscalerState(), c);
+  assert.equal(decision.desired, 3);
+  assert.match(decision.reason, /no ready replica/);
+});
+
+test('HPA: scale-down waits out its stabilization window (the highest recommendation in the last 300 s), scale-up acts at once', () => {
+  const c = autoscalerConfig('qps', 100, 1, 10);
+  // 20 periods of 15 s = 300 s: load drops from 800 to 100 after the first period.
+  const seen = simulate(c, 8, [load(800), ...Array(22).fill(load(100))]);
+  assert.deepEqual(seen.slice(0, 20), Array(20).fill(8), 'held at 8 while the high recommendation is inside the window');
+  assert.equal(seen[20], 1, 'down to 1 (100% per 15 s allows it) once it left the window');
+  // A short window lets it go sooner; a spike within it holds it up.
+  const fast = autoscalerConfig('qps', 100, 1, 10, { behavior: { scaleUp: c.behavior.scaleUp, scaleDown: { ...c.behavior.scaleDown, stabilizationWindowS: 30 } } });
+  assert.deepEqual(simulate(fast, 8, [load(800), load(100), load(100), load(100), load(100)]), [8, 8, 1, 1, 1], 'the 8 of t=0 is in the 30 s window at 15 s, not at 30 s');
+  assert.deepEqual(simulate(c, 1, [load(100), load(400)]), [1, 4], 'no scale-up window by default');
+});
+
+test('HPA: rate-limit policies per direction, selectPolicy Min and Disabled', () => {
+  const slowDown = autoscalerConfig('qps', 100, 1, 20, {
+    behavior: {
+      scaleUp: { stabilizationWindowS: 0, selectPolicy: 'Min', policies: [{ type: 'Pods', value: 2, periodS: 60 }, { type: 'Percent', value: 100, periodS: 60 }] },
+      scaleDown: { stabilizationWindowS: 0, selectPolicy: 'Max', policies: [{ type: 'Pods', value: 1, periodS: 30 }] },
+    },
+  });
+  // Up: min(+2 pods, +100%) per 60 s window of 4 periods: 2 → 4, then held until the window passes, then 6.
+  assert.deepEqual(simulate(slowDown, 2, Array(6).fill(load(2000))), [4, 4, 4, 4, 6, 6]);
+  // Down: one replica per 30 s (two periods).
+  assert.deepEqual(simulate(slowDown, 6, Array(5).fill(load(100))), [5, 5, 4, 4, 3]);
+  const noDown = autoscalerConfig('qps', 100, 1, 20, { behavior: { scaleUp: slowDown.behavior.scaleUp, scaleDown: { stabilizationWindowS: 0, selectPolicy: 'Disabled', policies: [] } } });
+  assert.deepEqual(simulate(noDown, 6, Array(3).fill(load(100))), [6, 6, 6]);
+});
+
+test('HPA: replicas not ready yet count as idle against a scale-up, so a rise they will absorb does not scale further', () => {
+  const c = autoscalerConfig('qps', 100, 1, 20);
+  // 2 ready at 150 each, 2 still starting: 300 / (100 × 4) = 0.75 → no scale-up (and no scale-down on a ratio computed that way).
+  const { decision } = decide({ at: 0, currentReplicas: 4, readyValues: [150, 150], notReady: 2 }, initialAutoscalerState(), c);
+  assert.equal(decision.desired, 4);
+  assert.match(decision.reason, /not ready yet absorb/);
+  // With 1 starting: 300 / 300 = 1.0 → within tolerance; with none: 150% → scale to 3.
+  assert.equal(decide({ at: 0, currentReplicas: 3, readyValues: [150, 150], notReady: 1 }, initialAutoscalerState(), c).decision.desired, 3);
+  assert.equal(decide({ at: 0, currentReplicas: 2, readyValues: [150, 150], notReady: 0 }, initialAutoscalerState(), c).decision.desired, 3);
+});
