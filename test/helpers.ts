@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { Rng } from '../src/util/rng.ts';
 import { moduleEntry } from '../src/util/entry.ts';
 
@@ -29,6 +29,18 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** The CLI's sources through tsx: tests run what is in src/, built or not (test/build.test.ts runs the compiled CLI). */
 const CLI = moduleEntry('../src/cli/main.ts', import.meta.url);
+
+/** Runs the shardwise CLI without blocking this process's event loop (for servers that live in the test process). */
+export function cliAsync(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...CLI.execArgv, CLI.file, ...args], { env: { ...process.env, ...opts.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 /** Runs the shardwise CLI in a child process. */
 export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {

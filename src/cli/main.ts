@@ -11,6 +11,7 @@ import { registerServe } from './commands/serve.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerProfile } from './commands/profile.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
+import { registerAdmin } from './commands/admin.ts';
 
 // `shardwise serve … | head` must not die with the pipe.
 guardStdio();
@@ -31,6 +32,7 @@ registerCalibrate(program);
 registerPlan(program);
 registerServe(program);
 registerBench(program);
+registerAdmin(program);
 
 try {
   await program.parseAsync(process.argv);

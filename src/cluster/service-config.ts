@@ -34,7 +34,9 @@ export type ServiceConfig = ReplicaSlot &
 /** Messages between the supervisor and a child over the IPC channel. */
 export type ChildMessage =
   | { type: 'ready'; port: number; socketPath?: string; metricsPort: number; rssBytes: number }
-  | { type: 'failed'; message: string };
+  | { type: 'failed'; message: string }
+  /** A router's pool of `service` has answered everything it sent to a replica it was told to drop. */
+  | { type: 'drained'; service: string; address: string };
 
 export type ParentMessage =
   | { type: 'replicas'; shard: number | 'dense'; addresses: Address[] }

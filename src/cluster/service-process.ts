@@ -73,6 +73,7 @@ function poolEvents(metrics: ServiceMetrics, log: Logger): (e: PoolEvent) => voi
   return (e) => {
     const labels = { service: metrics.service, pool: e.service };
     if (e.type === 'hedged') return metrics.hedges.inc(labels);
+    if (e.type === 'drained') return void send({ type: 'drained', service: e.service, address: e.replica });
     if (e.type === 'ejected') {
       metrics.ejections.inc(labels);
       log.warn(`ejected ${e.service} replica ${e.replica} for ${e.forMs} ms: ${e.reason}`);

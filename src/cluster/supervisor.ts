@@ -5,11 +5,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Plan } from '../plan/types.ts';
-import type { Address } from '../serving/frame-client.ts';
+import { type Address, addressKey } from '../serving/frame-client.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
 import { type AdmissionOptions, DEFAULT_SLA_P99_MS, admissionForSla } from '../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../serving/http-api.ts';
-import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
+import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { moduleEntry } from '../util/entry.ts';
@@ -90,12 +90,45 @@ export interface ReplicaInfo {
   /** Milliseconds from spawning the process to its ready message. */
   startMs: number;
   restarts: number;
+  /** ready: in its routers' rotation; draining: out of it, finishing what it has, then stopped. */
+  state: 'ready' | 'draining';
 }
+
+export type ServiceKind = 'router' | 'dense' | 'shard' | 'monolithic';
+
+/** One service of the deployment, keyed by (model, name): a name is never a position. */
+export interface ServiceState {
+  model: string;
+  name: string;
+  kind: ServiceKind;
+  /** The replica count asked for (by the plan, scale() or the autoscaler). */
+  desired: number;
+  minReplicas: number;
+  maxReplicas: number;
+  /** Processes spawned and not ready yet. */
+  starting: number;
+  replicas: ReplicaInfo[];
+}
+
+/** What the supervisor did, as data (the log lines are written from these). */
+export type SupervisorEvent = { at: number; model: string; service: string } & (
+  | { type: 'started'; replica: number; pid: number }
+  | { type: 'ready'; replica: number; pid: number; startMs: number }
+  | { type: 'draining'; replica: number; pid: number }
+  | { type: 'exited'; replica: number; pid: number; code: number | null; signal: string | null; expected: boolean }
+  | { type: 'scaled'; from: number; to: number }
+);
+
+type EventBody = SupervisorEvent extends infer E ? (E extends unknown ? Omit<E, 'at' | 'model'> : never) : never;
+
+/** How long a scale-in waits for the routers to finish with a replica before stopping it anyway (logged). */
+const DRAIN_TIMEOUT_MS = 10_000;
 
 interface Replica {
   cfg: ServiceConfig;
   child: ChildProcess;
   info: ReplicaInfo;
+  /** Stopped on purpose (scale-in, shutdown): its exit is not restarted. */
   stopping: boolean;
   /** When this slot's replicas died within the restart window (crash-loop backoff). */
   restartTimes: number[];
@@ -115,6 +148,8 @@ export interface SupervisorOptions {
   admission?: AdmissionOptions | null;
   /** A CPU limit per replica of a role (a pod's `resources.limits.cpu`), enforced with cgroups where they can be written. */
   replicaCpus?: Partial<Record<ServiceConfig['role'], number>>;
+  /** The most replicas scale() gives one service (default 16); the least is 1. */
+  maxReplicasPerService?: number;
   log?: Logger;
 }
 
@@ -171,6 +206,11 @@ export class LocalSupervisor {
   private sockets = 0;
   private readonly backoffTimers = new Set<NodeJS.Timeout>();
   private readonly cpuLimiter;
+  /** Per service: how to configure a replica in a slot, its kind, the replicas asked for, and how many are starting. */
+  private readonly services = new Map<string, { kind: ServiceKind; configFor: (slot: number) => ServiceConfig; desired: number; starting: number }>();
+  private readonly listeners: ((e: SupervisorEvent) => void)[] = [];
+  /** Scale-ins waiting for the routers to finish with a replica: address → routers (pids) yet to say so. */
+  private readonly drainWaits = new Map<string, { routers: Set<number>; done: () => void }>();
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -186,6 +226,40 @@ export class LocalSupervisor {
   /** Every replica, in start order. */
   replicas(): ReplicaInfo[] {
     return [...this.groups.values()].flat().map((r) => ({ ...r.info }));
+  }
+
+  get model(): string {
+    return this.opts.plan?.model.name ?? path.basename(path.resolve(this.opts.modelDir));
+  }
+
+  /** Every service with its replicas, for the admin API and `shardwise status`. */
+  state(): ServiceState[] {
+    const max = this.opts.maxReplicasPerService ?? 16;
+    return [...this.services].map(([name, s]) => ({
+      model: this.model,
+      name,
+      kind: s.kind,
+      desired: s.desired,
+      minReplicas: 1,
+      maxReplicas: max,
+      starting: s.starting,
+      replicas: [...(this.groups.get(name) ?? []), ...this.drainingReplicas(name)].map((r) => ({ ...r.info })),
+    }));
+  }
+
+  /** Subscribes to the supervisor's events (replica started, ready, draining, exited; service scaled). */
+  on(listener: (e: SupervisorEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(e: EventBody): void {
+    const event = { at: Date.now(), model: this.model, ...e } as SupervisorEvent;
+    for (const l of this.listeners) l(event);
+  }
+
+  private readonly draining = new Map<string, Set<Replica>>();
+  private drainingReplicas(service: string): Replica[] {
+    return [...(this.draining.get(service) ?? [])];
   }
 
   get routerPort(): number {
@@ -231,15 +305,26 @@ export class LocalSupervisor {
   private async startGroup(service: string, replicas: number, cfgOf: (replica: number) => ServiceConfig): Promise<void> {
     const group: Replica[] = [];
     this.groups.set(service, group);
-    await Promise.all(Array.from({ length: replicas }, async (_, i) => (group[i] = await this.spawn(cfgOf(i), 0))));
+    const kind = cfgOf(0).role;
+    // A router starts with the internal services' current addresses, not those of the first start.
+    const configFor = (slot: number): ServiceConfig => {
+      const cfg = cfgOf(slot);
+      return cfg.role === 'router' ? { ...cfg, ...this.internalAddresses(cfg.plan) } : cfg;
+    };
+    this.services.set(service, { kind, configFor, desired: replicas, starting: 0 });
+    await Promise.all(Array.from({ length: replicas }, async (_, i) => (group[i] = await this.spawn(configFor(i), 0))));
   }
 
   private spawn(cfg: ServiceConfig, restarts: number): Promise<Replica> {
     if (cfg.role === 'shard' || cfg.role === 'dense') cfg = { ...cfg, socketPath: path.join(this.socketDir, `${++this.sockets}.sock`) };
     const who = `${cfg.service} replica ${cfg.replica}`;
-    return new Promise((resolve, reject) => {
+    const svc = this.services.get(cfg.service);
+    if (svc) svc.starting++;
+    const started = () => svc && svc.starting--;
+    return new Promise<Replica>((resolve, reject) => {
       const spawnedAt = performance.now();
       const child = forkService(cfg);
+      this.emit({ type: 'started', service: cfg.service, replica: cfg.replica, pid: child.pid ?? 0 });
       const cpus = this.opts.replicaCpus?.[cfg.role];
       if (cpus !== undefined && child.pid !== undefined) {
         const group = `${cfg.service}-${cfg.replica}-${child.pid}`;
@@ -255,6 +340,7 @@ export class LocalSupervisor {
       };
       child.once('exit', onExit);
       child.on('message', (m: ChildMessage) => {
+        if (m.type === 'drained') return this.routerDrained(child.pid!, m.address);
         if (m.type === 'failed') return; // the exit that follows rejects, after the child printed why
         if (m.type !== 'ready') return;
         clearTimeout(timer);
@@ -264,12 +350,16 @@ export class LocalSupervisor {
           child,
           stopping: false,
           restartTimes: [],
-          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, startMs: performance.now() - spawnedAt, restarts },
+          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, startMs: performance.now() - spawnedAt, restarts, state: 'ready' },
         };
-        child.once('exit', (code, signal) => void this.onUnexpectedExit(r, code, signal));
+        child.once('exit', (code, signal) => {
+          this.emit({ type: 'exited', service: r.info.service, replica: r.info.replica, pid: r.info.pid, code, signal, expected: r.stopping || this.stopped });
+          void this.onUnexpectedExit(r, code, signal);
+        });
+        this.emit({ type: 'ready', service: cfg.service, replica: cfg.replica, pid: r.info.pid, startMs: r.info.startMs });
         resolve(r);
       });
-    });
+    }).finally(started);
   }
 
   private async onUnexpectedExit(r: Replica, code: number | null, signal: string | null): Promise<void> {
@@ -308,6 +398,78 @@ export class LocalSupervisor {
     }
   }
 
+  /**
+   * Sets a service's replica count. Up: new replicas in free slots, each announced to the
+   * routers when ready. Down: the highest slots drain: they leave the routers' rotation at once,
+   * and stop only when every router has answered what it sent them (or after DRAIN_TIMEOUT_MS,
+   * logged), so a scale-in fails and retries no query. Resolves when the count is reached.
+   */
+  async scale(service: string, replicas: number): Promise<{ from: number; to: number }> {
+    const svc = this.services.get(service);
+    const group = this.groups.get(service);
+    if (!svc || !group) throw notFound(`no service '${service}'`, `services: ${[...this.services.keys()].join(', ')}`);
+    const max = this.opts.maxReplicasPerService ?? 16;
+    if (!Number.isInteger(replicas)) throw badRequest(`replicas must be an integer, got ${JSON.stringify(replicas)}`);
+    if (replicas < 1 || replicas > max) throw badRequest(`replicas ${replicas} is outside [1, ${max}] (min 1, max ${max}) for service ${service}`);
+    if (this.stopped) throw new ShardwiseError(ErrorCodes.SERVICE, 'the deployment is stopping');
+    const from = group.length + svc.starting;
+    svc.desired = replicas;
+    this.emit({ type: 'scaled', service, from, to: replicas });
+    this.log.info(`scaling ${service} from ${from} to ${replicas} replicas`);
+    if (replicas > from) {
+      const used = new Set(group.map((r) => r.info.replica));
+      const slots: number[] = [];
+      for (let slot = 0; slots.length < replicas - from; slot++) if (!used.has(slot)) slots.push(slot);
+      await Promise.all(
+        slots.map(async (slot) => {
+          const r = await this.spawn(svc.configFor(slot), 0);
+          if (this.stopped) return void r.child.kill('SIGTERM');
+          group.push(r);
+          group.sort((a, b) => a.info.replica - b.info.replica);
+          this.publish(service);
+        }),
+      );
+    } else if (replicas < group.length) {
+      const leaving = [...group].sort((a, b) => b.info.replica - a.info.replica).slice(0, group.length - replicas);
+      await Promise.all(leaving.map((r) => this.drainAndStop(r)));
+    }
+    return { from, to: replicas };
+  }
+
+  /** Takes one replica out of rotation, waits until the routers are done with it, then stops it. */
+  private async drainAndStop(r: Replica): Promise<void> {
+    const { service } = r.info;
+    const group = this.groups.get(service)!;
+    group.splice(group.indexOf(r), 1);
+    r.stopping = true;
+    r.info.state = 'draining';
+    const draining = this.draining.get(service) ?? new Set<Replica>();
+    draining.add(r);
+    this.draining.set(service, draining);
+    this.emit({ type: 'draining', service, replica: r.info.replica, pid: r.info.pid });
+    const routers = (this.groups.get('router') ?? []).filter((x) => x.child.connected);
+    if (r.cfg.role !== 'router' && r.cfg.role !== 'monolithic' && routers.length > 0) {
+      const key = addressKey(address(r));
+      const done = new Promise<void>((resolve) => this.drainWaits.set(key, { routers: new Set(routers.map((x) => x.info.pid)), done: resolve }));
+      this.publish(service);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([done.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), DRAIN_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+      this.drainWaits.delete(key);
+      if (timedOut) this.log.warn(`${service} replica ${r.info.replica}: the routers did not finish with it within ${DRAIN_TIMEOUT_MS / 1000} s; stopping it anyway`);
+    }
+    await this.stopReplica(r, 0);
+    draining.delete(r);
+  }
+
+  /** A router says it has answered everything it sent to a replica it was told to drop. */
+  private routerDrained(routerPid: number, key: string): void {
+    const wait = this.drainWaits.get(key);
+    if (!wait) return; // a dead replica's address leaving the set, not a scale-in
+    wait.routers.delete(routerPid);
+    if (wait.routers.size === 0) wait.done();
+  }
+
   /** Sends a service's current replica addresses to every router replica. */
   private publish(service: string): void {
     const plan = this.opts.plan;
@@ -343,7 +505,7 @@ export class LocalSupervisor {
     for (const t of this.backoffTimers) clearTimeout(t);
     this.backoffTimers.clear();
     for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r, graceMs)));
-    await Promise.all([...this.groups.values()].flat().map((r) => this.stopReplica(r, 0)));
+    await Promise.all([...this.groups.values(), ...[...this.draining.values()].map((d) => [...d])].flat().map((r) => this.stopReplica(r, 0)));
     this.removeSocketDir();
     process.off('exit', this.removeSocketDir);
     this.cpuLimiter.close();

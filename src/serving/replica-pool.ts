@@ -24,7 +24,9 @@ export const DEFAULT_POOL_HEALTH: PoolHealthOptions = { hedgeQuantile: 0.95, min
 export type PoolEvent =
   | { type: 'ejected'; service: string; replica: string; forMs: number; reason: string }
   | { type: 'returned'; service: string; replica: string; afterMs: number }
-  | { type: 'hedged'; service: string };
+  | { type: 'hedged'; service: string }
+  /** A replica taken out of the set has answered everything it had: it may stop now. */
+  | { type: 'drained'; service: string; replica: string };
 
 /** A replica's health as the pool sees it. */
 interface Member {
@@ -58,6 +60,8 @@ const LATENCY_WINDOW = 128;
  */
 export class ReplicaPool {
   private members: Member[] = [];
+  /** Replicas taken out of the set with requests still out: no new ones, closed when the last answers. */
+  private readonly draining = new Set<Member>();
   private readonly latencies = new Float64Array(LATENCY_WINDOW);
   private latencyCount = 0;
   private hedgeDelay: number;
@@ -77,12 +81,30 @@ export class ReplicaPool {
     return this.members.length;
   }
 
-  /** Replaces the replica set (after a restart or a scale step); dropped replicas' connections close. Health state is kept per address. */
+  /**
+   * Replaces the replica set (after a restart or a scale step). A dropped replica gets no new
+   * request; its connection closes once the requests it has are answered (a drain, announced
+   * with a 'drained' event), so a scale-in fails no query. Health state is kept per address.
+   */
   setAddresses(addresses: Address[]): void {
     const keep = new Map(this.members.map((m) => [m.key, m]));
+    for (const m of this.draining) keep.set(m.key, m);
     this.members = addresses.map((a) => keep.get(addressKey(a)) ?? { client: new FrameClient(a), key: addressKey(a), failures: 0, ejectedUntil: 0, ejections: 0, ejectedAt: 0 });
     const live = new Set(this.members.map((m) => m.key));
-    for (const [k, m] of keep) if (!live.has(k)) m.client.close();
+    for (const [k, m] of keep) {
+      if (live.has(k)) this.draining.delete(m);
+      else {
+        this.draining.add(m);
+        this.closeIfDrained(m);
+      }
+    }
+  }
+
+  private closeIfDrained(m: Member): void {
+    if (!this.draining.has(m) || m.client.outstanding > 0) return;
+    this.draining.delete(m);
+    m.client.close();
+    this.onEvent({ type: 'drained', service: this.service, replica: m.key });
   }
 
   /** Why this service cannot be served now, or null. */
@@ -131,6 +153,7 @@ export class ReplicaPool {
         live++;
         attempt.id = member.client.send(type, parts, Math.max(1, deadline - Date.now()), (err, frame) => {
           live--;
+          this.closeIfDrained(member);
           if (settled) return;
           if (!err) {
             settle();
@@ -139,13 +162,18 @@ export class ReplicaPool {
             for (const other of attempts) {
               if (other === attempt) continue;
               other.member.client.cancel(other.id);
+              this.closeIfDrained(other.member);
               if (other.startedAt < attempt.startedAt) this.failed(other.member, `no answer within ${(performance.now() - other.startedAt).toFixed(1)} ms while another replica answered`);
             }
             return resolve(frame!);
           }
           if (err instanceof RemoteError) {
             settle();
-            for (const other of attempts) if (other !== attempt) other.member.client.cancel(other.id);
+            for (const other of attempts) {
+              if (other === attempt) continue;
+              other.member.client.cancel(other.id);
+              this.closeIfDrained(other.member);
+            }
             return reject(err);
           }
           this.failed(member, err.message);
@@ -200,6 +228,6 @@ export class ReplicaPool {
   }
 
   close(): void {
-    for (const m of this.members) m.client.close();
+    for (const m of [...this.members, ...this.draining]) m.client.close();
   }
 }

@@ -13,6 +13,8 @@ export const ErrorCodes = {
   IMPORT_FORMAT: 'SW_IMPORT_FORMAT',
   /** An inference request is malformed (shape, range, non-finite value, a bad header or URL). */
   BAD_REQUEST: 'SW_BAD_REQUEST',
+  /** A request that changes state came without the admin token, or with a wrong one. */
+  UNAUTHORIZED: 'SW_UNAUTHORIZED',
   /** No such route, model or model version. */
   NOT_FOUND: 'SW_NOT_FOUND',
   /** The route exists but not for this HTTP method. */
@@ -52,6 +54,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SW_MODEL_TENSOR: 500,
   SW_IMPORT_FORMAT: 400,
   SW_BAD_REQUEST: 400,
+  SW_UNAUTHORIZED: 401,
   SW_NOT_FOUND: 404,
   SW_METHOD_NOT_ALLOWED: 405,
   SW_BODY_TOO_LARGE: 413,

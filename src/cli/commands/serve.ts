@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { readManifest } from '../../model/store.ts';
 import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
+import * as fs from 'node:fs';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
+import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../../cluster/admin-api.ts';
+import { createLogger } from '../../util/log.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
@@ -33,6 +36,25 @@ interface ServeOptions {
   drainGraceMs: number;
   bodyTimeoutMs: number;
   replicaCpus?: number;
+  adminPort?: number;
+  adminTokenFile?: string;
+}
+
+/** The admin API on loopback, its token in a 0600 file (removed at stop). */
+async function startAdmin(supervisor: LocalSupervisor, port: number, tokenFile: string | undefined) {
+  const token = process.env.SHARDWISE_ADMIN_TOKEN || newAdminToken();
+  const server = new AdminServer(supervisor, token, createLogger('admin'));
+  const bound = await server.listen(port);
+  const file = tokenFile ?? adminTokenFile(bound);
+  writeTokenFile(file, token);
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    tokenFile: file,
+    close: async () => {
+      await server.close();
+      fs.rmSync(file, { force: true });
+    },
+  };
 }
 
 export function registerServe(program: Command): void {
@@ -52,6 +74,8 @@ export function registerServe(program: Command): void {
     .option('--max-inflight <n>', 'admission control: most queries admitted at once per front-end replica', positiveInt)
     .option('--no-admission', 'queue every query however late it will be (no 429s)')
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
+    .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
+    .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs)
     .action(async (opts: ServeOptions) => {
@@ -67,12 +91,14 @@ export function registerServe(program: Command): void {
       const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
+      const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile);
       console.log(renderReplicas(supervisor.replicas()));
       console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
+      console.log(`admin API at ${admin.url} (token in ${admin.tokenFile}): shardwise status --admin ${admin.url}`);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string, graceMs: number) => {
           progress(`${signal}: ${graceMs > 0 ? `not ready; serving ${graceMs} ms more while load balancers notice, then ` : ''}draining and stopping…`);
-          void supervisor.stop(graceMs).then(resolve);
+          void supervisor.stop(graceMs).then(() => admin.close()).then(resolve);
         };
         process.once('SIGINT', () => shutdown('SIGINT', 0));
         process.once('SIGTERM', () => shutdown('SIGTERM', opts.drainGraceMs));

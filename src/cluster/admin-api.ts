@@ -1,0 +1,123 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, notFound } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import type { ServiceState } from './supervisor.ts';
+
+/** What the admin API drives: the local supervisor today, the same shape for any controller. */
+export interface Controller {
+  state(): ServiceState[];
+  scale(service: string, replicas: number): Promise<{ from: number; to: number }>;
+}
+
+/** Admin bodies are a few bytes; anything bigger is not one. */
+const MAX_ADMIN_BODY = 4096;
+
+/** Where `serve` writes the token of the admin API on `port` unless told otherwise (and where `status`/`scale` look). */
+export const adminTokenFile = (port: number) => path.join(os.tmpdir(), `shardwise-admin-${port}.token`);
+
+export const newAdminToken = () => crypto.randomBytes(24).toString('hex');
+
+/** Writes the token to `file`, readable by its owner only (0600). */
+export function writeTokenFile(file: string, token: string): void {
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600); // an existing file keeps its mode through writeFileSync
+}
+
+function authorized(req: http.IncomingMessage, token: string): boolean {
+  const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const given = Buffer.from(m[1]);
+  const want = Buffer.from(token);
+  return given.length === want.length && crypto.timingSafeEqual(given, want);
+}
+
+function readJson(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      text += c;
+      if (text.length > MAX_ADMIN_BODY) {
+        req.destroy();
+        reject(badRequest(`body over ${MAX_ADMIN_BODY} bytes`));
+      }
+    });
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(badRequest('body must be JSON, e.g. {"replicas": 3}'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The control plane over HTTP, on its own port (loopback unless told otherwise):
+ *   GET  /v1/state                      services and replicas (reading needs no token)
+ *   POST /v1/services/{name}/scale      {"replicas": n}, with `Authorization: Bearer <token>`
+ * 401 without the token, 404 for an unknown service, 400 naming the bound for a bad count.
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+
+  constructor(private readonly controller: Controller, private readonly token: string, private readonly log: Logger) {
+    this.server = http.createServer((req, res) => void this.route(req, res).catch((e) => this.fail(res, e)));
+  }
+
+  listen(port: number, host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port));
+    });
+  }
+
+  private send(res: http.ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private fail(res: http.ServerResponse, e: unknown): void {
+    const status = httpStatusOf(e);
+    if (status >= 500) this.log.error(`admin: ${(e as Error)?.stack ?? e}`);
+    const se = e instanceof ShardwiseError ? e : null;
+    if (!res.headersSent) this.send(res, status, { error: se?.message ?? 'internal error (logged)', code: se?.code ?? ErrorCodes.INTERNAL, ...(se?.hint ? { hint: se.hint } : {}) });
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/v1/state') {
+      if (req.method !== 'GET') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use GET`);
+      return this.send(res, 200, { services: this.controller.state() });
+    }
+    const m = /^\/v1\/services\/([^/]+)\/scale$/.exec(url);
+    if (!m) throw notFound(`no route ${url}`, 'routes: GET /v1/state, POST /v1/services/{name}/scale');
+    if (req.method !== 'POST') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use POST`);
+    if (!authorized(req, this.token)) throw new ShardwiseError(ErrorCodes.UNAUTHORIZED, 'missing or wrong admin token', 'send Authorization: Bearer <the token in the file serve printed>');
+    let name: string;
+    try {
+      name = decodeURIComponent(m[1]);
+    } catch {
+      throw badRequest(`the service name ${JSON.stringify(m[1])} is not valid %-encoding`);
+    }
+    const body = await readJson(req);
+    const replicas = (body as { replicas?: unknown } | null)?.replicas;
+    if (typeof replicas !== 'number') throw badRequest(`body must be {"replicas": <integer>}, got ${JSON.stringify(body)}`);
+    const { from, to } = await this.controller.scale(name, replicas);
+    this.log.info(`admin: scaled ${name} from ${from} to ${to}`);
+    this.send(res, 200, { service: name, from, to });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,108 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { LocalSupervisor, type SupervisorEvent } from '../src/cluster/supervisor.ts';
+import { AdminServer } from '../src/cluster/admin-api.ts';
+import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
+import { scrapeMetric } from '../src/protocol/oip-client.ts';
+import { silentLogger } from '../src/util/log.ts';
+import { cliAsync, tempDir } from './helpers.ts';
+
+const dir = tempDir();
+const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+const modelDir = path.join(dir, 'model');
+generateModel(modelDir, config, 5);
+const gen = new QueryGenerator(config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 13 });
+const encoded = encodeQueries(Array.from({ length: 200 }, () => gen.next()), config.numDense);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });
+
+const running = new Set<LocalSupervisor>();
+after(async () => {
+  for (const s of running) await s.stop();
+});
+
+async function serve(): Promise<LocalSupervisor> {
+  // Admission control off: the point is that scaling itself fails no query.
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 2000, coalesce: DEFAULT_COALESCING, admission: null, log: silentLogger });
+  running.add(sup);
+  await sup.start();
+  return sup;
+}
+
+test('scale a shard up then down under load: zero failed queries, new replicas serve, drained ones leave rotation before they stop', async () => {
+  const sup = await serve();
+  const events: SupervisorEvent[] = [];
+  sup.on((e) => events.push(e));
+  try {
+    const load = runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps: 150, durationS: 6, timeoutMs: 5000 });
+    await sleep(1000);
+    assert.deepEqual(await sup.scale('shard-1', 3), { from: 1, to: 3 });
+    const added = sup.replicas().filter((r) => r.service === 'shard-1' && r.replica > 0);
+    assert.equal(added.length, 2);
+    await sleep(1500);
+    for (const r of added) assert.ok((await scrapeMetric(`http://127.0.0.1:${r.metricsPort}`, 'shardwise_rows_served_total')) > 0, `new replica ${r.replica} serves`);
+    assert.deepEqual(await sup.scale('shard-1', 1), { from: 3, to: 1 });
+    const run = await load;
+    assert.equal(run.errors + run.timeouts + run.rejected, 0, `failed: ${run.errors} errors, ${run.timeouts} timeouts of ${run.sent}`);
+    const state = sup.state().find((s) => s.name === 'shard-1')!;
+    assert.equal(state.kind, 'shard');
+    assert.equal(state.desired, 1);
+    assert.deepEqual(state.replicas.map((r) => r.replica), [0]);
+    for (const r of added) {
+      const mine = events.filter((e) => e.service === 'shard-1' && 'replica' in e && e.replica === r.replica).map((e) => (e.type === 'exited' ? `exited${e.expected ? '' : ' unexpectedly'}` : e.type));
+      assert.deepEqual(mine, ['started', 'ready', 'draining', 'exited'], `replica ${r.replica}`);
+      assert.throws(() => process.kill(r.pid, 0), /ESRCH/);
+    }
+    assert.deepEqual(events.filter((e) => e.type === 'scaled').map((e) => e.type === 'scaled' && `${e.from}→${e.to}`), ['1→3', '3→1']);
+    assert.ok(events.every((e) => e.model === 'tiny'));
+  } finally {
+    await sup.stop();
+    running.delete(sup);
+  }
+});
+
+test('admin API: state without a token, changes only with it; 404 and 400 say what was wrong; status and scale from the CLI', async () => {
+  const sup = await serve();
+  const admin = new AdminServer(sup, 'sekret', silentLogger);
+  const url = `http://127.0.0.1:${await admin.listen(0)}`;
+  const scale = (service: string, body: unknown, token: string | null = 'sekret') =>
+    fetch(`${url}/v1/services/${service}/scale`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {}, body: JSON.stringify(body) });
+  try {
+    const state = await (await fetch(`${url}/v1/state`)).json();
+    assert.deepEqual(state.services.map((s: { name: string; kind: string }) => `${s.name}:${s.kind}`), ['shard-0:shard', 'shard-1:shard', 'dense:dense', 'router:router']);
+    assert.equal((await scale('shard-0', { replicas: 2 }, null)).status, 401);
+    assert.equal((await scale('shard-0', { replicas: 2 }, 'wrong')).status, 401);
+    const unknown = await scale('shard-9', { replicas: 2 });
+    assert.equal(unknown.status, 404);
+    assert.match((await unknown.json()).error, /no service 'shard-9'/);
+    for (const [body, pattern] of [[{ replicas: 1.5 }, /must be an integer/], [{ replicas: 0 }, /outside \[1, 16\]/], [{ replicas: 99 }, /outside \[1, 16\]/], [{ n: 2 }, /\{"replicas": <integer>\}/]] as const) {
+      const res = await scale('shard-0', body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.match((await res.json()).error, pattern);
+    }
+    assert.equal((await fetch(`${url}/v1/state`, { method: 'DELETE' })).status, 405);
+    const ok = await scale('dense', { replicas: 2 });
+    assert.deepEqual(await ok.json(), { service: 'dense', from: 1, to: 2 });
+
+    const status = await cliAsync(['status', '--admin', url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /tiny\s+dense\s+dense\s+2\s+2\s+0\s+0/);
+    const scaled = await cliAsync(['scale', '--service', 'dense', '--replicas', '1', '--admin', url], { env: { SHARDWISE_ADMIN_TOKEN: 'sekret' } });
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.match(scaled.stdout, /scaled dense from 2 to 1 replicas/);
+    const refused = await cliAsync(['scale', '--service', 'dense', '--replicas', '2', '--admin', url], { env: { SHARDWISE_ADMIN_TOKEN: 'nope' } });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /401 missing or wrong admin token/);
+  } finally {
+    await admin.close();
+    await sup.stop();
+    running.delete(sup);
+  }
+});
