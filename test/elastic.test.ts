@@ -12,6 +12,8 @@ import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { silentLogger } from '../src/util/log.ts';
+import { startServeProcess } from '../src/bench/serve-process.ts';
+import { writePlan } from '../src/plan/validate.ts';
 import { cliAsync, tempDir } from './helpers.ts';
 
 const dir = tempDir();
@@ -104,5 +106,38 @@ test('admin API: state without a token, changes only with it; 404 and 400 say wh
     await admin.close();
     await sup.stop();
     running.delete(sup);
+  }
+});
+
+test('serve --autoscale follows the load: a shard scales out under load and back in after its window, with no failed query', async () => {
+  const planFile = path.join(dir, 'plan.json');
+  writePlan(planFile, plan);
+  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--scale-down-window-s', '3', '--shard-target-rps', '40', '--dense-target-rps', '1000000', '--front-end-target-inflight', '1000', '--max-replicas', '3', '--drain-grace-ms', '0']);
+  const shardReplicas = async (name: string) => {
+    const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
+    return services.find((x: { name: string }) => x.name === name).replicas.length as number;
+  };
+  try {
+    const run = runOpenLoop({ url: s.url, modelName: config.name }, encoded, { qps: 200, durationS: 6, timeoutMs: 5000 });
+    let peak = 1;
+    for (let i = 0; i < 60 && peak < 2; i++) {
+      await sleep(100);
+      peak = Math.max(await shardReplicas('shard-0'), await shardReplicas('shard-1'));
+    }
+    const result = await run;
+    assert.ok(peak >= 2, 'a shard scaled out under load');
+    assert.equal(result.errors + result.timeouts + result.rejected, 0, 'no failed query while scaling');
+    const metrics = await (await fetch(`${s.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^shardwise_desired_replicas\{model="tiny",service="shard-0"\} \d+$/m);
+    let after = peak;
+    for (let i = 0; i < 100 && after > 1; i++) {
+      await sleep(200);
+      after = Math.max(await shardReplicas('shard-0'), await shardReplicas('shard-1'));
+    }
+    assert.equal(after, 1, 'back to one replica once idle for the scale-down window');
+    const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
+    assert.match(services[0].autoscale.reason, /per replica|within/);
+  } finally {
+    await s.stop();
   }
 });

@@ -354,5 +354,6 @@ test('invalid plans are rejected with the field and what was expected', () => {
   bad((p) => (p.shards[0].replicas = 0), /shards\[0\]\.replicas must be an integer ≥ 1/);
   bad((p) => (p.model.tableRows[2] = 5), /was made for tables of/);
   bad((p) => (p.shards[1].name = 'shard-0'), /used twice/);
+  bad((p) => (p.shards[1].name = 'dense'), /'dense' is the name of another service/);
   bad((p) => (p.shards[0].pieces[0].rowEnd = 5000), /expected 0 ≤ rowStart < rowEnd ≤ 1001/);
 });

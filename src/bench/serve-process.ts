@@ -22,6 +22,8 @@ export interface ServeProcess {
   port: number;
   url: string;
   replicas: ServedReplica[];
+  /** The admin API's URL, as serve printed it. */
+  adminUrl: string;
   exited: Promise<{ code: number | null; signal: string | null }>;
   /** SIGTERM (drains) and waits for the exit. */
   stop(): Promise<{ code: number | null; signal: string | null }>;
@@ -43,7 +45,7 @@ export async function startServeProcess(args: string[], opts: { stderr?: 'inheri
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (c) => {
       out += c;
-      if (/serving model/.test(out)) resolve();
+      if (/admin API at/.test(out)) resolve();
     });
     void exited.then(({ code, signal }) => reject(new Error(`shardwise serve exited (${signal ?? `code ${code}`}) before serving:\n${err}`)));
   });
@@ -58,6 +60,7 @@ export async function startServeProcess(args: string[], opts: { stderr?: 'inheri
     port,
     url: `http://127.0.0.1:${port}`,
     replicas,
+    adminUrl: /admin API at (\S+)/.exec(out)![1],
     exited,
     stop: () => (child.kill('SIGTERM'), exited),
   };

@@ -5,13 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, notFound } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
-import type { ServiceState } from './supervisor.ts';
+import type { Controller } from './types.ts';
+import type { Decision } from './autoscaler.ts';
 
 /** What the admin API drives: the local supervisor today, the same shape for any controller. */
-export interface Controller {
-  state(): ServiceState[];
-  scale(service: string, replicas: number): Promise<{ from: number; to: number }>;
-}
 
 /** Admin bodies are a few bytes; anything bigger is not one. */
 const MAX_ADMIN_BODY = 4096;
@@ -59,14 +56,20 @@ function readJson(req: http.IncomingMessage): Promise<unknown> {
 
 /**
  * The control plane over HTTP, on its own port (loopback unless told otherwise):
- *   GET  /v1/state                      services and replicas (reading needs no token)
+ *   GET  /v1/state                      services and replicas, with the autoscaler's last decision (reading needs no token)
+ *   GET  /metrics                       shardwise_replicas and shardwise_desired_replicas per service
  *   POST /v1/services/{name}/scale      {"replicas": n}, with `Authorization: Bearer <token>`
  * 401 without the token, 404 for an unknown service, 400 naming the bound for a bad count.
  */
 export class AdminServer {
   private readonly server: http.Server;
 
-  constructor(private readonly controller: Controller, private readonly token: string, private readonly log: Logger) {
+  constructor(
+    private readonly controller: Controller,
+    private readonly token: string,
+    private readonly log: Logger,
+    private readonly decisions: () => ReadonlyMap<string, Decision> = () => new Map(),
+  ) {
     this.server = http.createServer((req, res) => void this.route(req, res).catch((e) => this.fail(res, e)));
   }
 
@@ -94,8 +97,10 @@ export class AdminServer {
     const url = (req.url ?? '/').split('?')[0];
     if (url === '/v1/state') {
       if (req.method !== 'GET') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use GET`);
-      return this.send(res, 200, { services: this.controller.state() });
+      const decisions = this.decisions();
+      return this.send(res, 200, { services: this.controller.state().map((svc) => ({ ...svc, autoscale: decisions.get(svc.name) ?? null })) });
     }
+    if (url === '/metrics') return this.metrics(res);
     const m = /^\/v1\/services\/([^/]+)\/scale$/.exec(url);
     if (!m) throw notFound(`no route ${url}`, 'routes: GET /v1/state, POST /v1/services/{name}/scale');
     if (req.method !== 'POST') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use POST`);
@@ -112,6 +117,23 @@ export class AdminServer {
     const { from, to } = await this.controller.scale(name, replicas);
     this.log.info(`admin: scaled ${name} from ${from} to ${to}`);
     this.send(res, 200, { service: name, from, to });
+  }
+
+  /** Two gauges, in the Prometheus text format by hand: the supervisor stays without prom-client (12 MiB). */
+  private metrics(res: http.ServerResponse): void {
+    const services = this.controller.state();
+    const lines = (name: string, help: string, value: (s: (typeof services)[number]) => number) => [
+      `# HELP ${name} ${help}`,
+      `# TYPE ${name} gauge`,
+      ...services.map((s) => `${name}{model="${s.model}",service="${s.name}"} ${value(s)}`),
+    ];
+    const text = [
+      ...lines('shardwise_replicas', 'Replicas of a service in rotation', (s) => s.replicas.filter((r) => r.state === 'ready').length),
+      ...lines('shardwise_desired_replicas', 'Replicas a service is scaled to (its plan, a scale request or the autoscaler)', (s) => s.desired),
+      '',
+    ].join('\n');
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    res.end(text);
   }
 
   close(): Promise<void> {

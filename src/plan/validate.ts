@@ -12,6 +12,9 @@ const isCount = (v: unknown, min: number) => Number.isInteger(v) && (v as number
  * Checks a plan's structure and, against the model, that the shards' pieces cover every
  * table's rows exactly once. The error names the field and what was expected.
  */
+/** Names of the services a plan's shards sit beside in a deployment (its control plane keys services by name). */
+const RESERVED_SERVICE_NAMES = ['router', 'dense', 'model'];
+
 export function validatePlan(plan: Plan, config: ModelConfig, file = 'plan'): void {
   const fail = (msg: string, hint?: string): never => {
     throw planError(file, msg, hint);
@@ -36,6 +39,7 @@ export function validatePlan(plan: Plan, config: ModelConfig, file = 'plan'): vo
       fail(`${where}.name ${JSON.stringify(s.name)} must be lower-case letters, digits and '-' (it names a service)`);
     }
     if (names.has(s.name)) fail(`${where}.name '${s.name}' is used twice`);
+    if (RESERVED_SERVICE_NAMES.includes(s.name)) fail(`${where}.name '${s.name}' is the name of another service (${RESERVED_SERVICE_NAMES.join(', ')} are taken)`);
     names.add(s.name);
     if (!isCount(s.replicas, 1)) fail(`${where}.replicas must be an integer ≥ 1, got ${s.replicas}`);
     if (!Array.isArray(s.pieces) || s.pieces.length === 0) fail(`${where}.pieces must be a non-empty array`);

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
 import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../../cluster/admin-api.ts';
 import { createLogger } from '../../util/log.ts';
+import { AutoscaleLoop, metricOfKind } from '../../cluster/autoscale-loop.ts';
+import { HPA_DEFAULT_BEHAVIOR, autoscalerConfig } from '../../cluster/autoscaler.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
@@ -38,12 +40,32 @@ interface ServeOptions {
   replicaCpus?: number;
   adminPort?: number;
   adminTokenFile?: string;
+  autoscale?: boolean;
+  shardTargetRps: number;
+  denseTargetRps: number;
+  frontEndTargetInflight: number;
+  maxReplicas: number;
+  syncPeriodS: number;
+  scaleDownWindowS: number;
+  scaleUpWindowS: number;
+}
+
+/** One HPA loop per service, each on its kind's metric, the targets and windows from the flags. */
+function autoscaleLoop(supervisor: LocalSupervisor, opts: ServeOptions): AutoscaleLoop {
+  const behavior = {
+    scaleUp: { ...HPA_DEFAULT_BEHAVIOR.scaleUp, stabilizationWindowS: opts.scaleUpWindowS },
+    scaleDown: { ...HPA_DEFAULT_BEHAVIOR.scaleDown, stabilizationWindowS: opts.scaleDownWindowS },
+  };
+  const target = { shard: opts.shardTargetRps, dense: opts.denseTargetRps, router: opts.frontEndTargetInflight, monolithic: opts.frontEndTargetInflight };
+  const services = supervisor.state().map((s) => ({ service: s.name, config: autoscalerConfig(metricOfKind(s.kind), target[s.kind], 1, opts.maxReplicas, { behavior, syncPeriodS: opts.syncPeriodS }) }));
+  progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
+  return new AutoscaleLoop(supervisor, services, createLogger('autoscaler'));
 }
 
 /** The admin API on loopback, its token in a 0600 file (removed at stop). */
-async function startAdmin(supervisor: LocalSupervisor, port: number, tokenFile: string | undefined) {
+async function startAdmin(supervisor: LocalSupervisor, port: number, tokenFile: string | undefined, autoscale: AutoscaleLoop | null) {
   const token = process.env.SHARDWISE_ADMIN_TOKEN || newAdminToken();
-  const server = new AdminServer(supervisor, token, createLogger('admin'));
+  const server = new AdminServer(supervisor, token, createLogger('admin'), () => autoscale?.decisions ?? new Map());
   const bound = await server.listen(port);
   const file = tokenFile ?? adminTokenFile(bound);
   writeTokenFile(file, token);
@@ -76,6 +98,14 @@ export function registerServe(program: Command): void {
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
+    .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards and the dense service on requests/s per replica, the router (or monolith) on in-flight requests')
+    .option('--shard-target-rps <r>', 'autoscale: requests per second per shard replica (set it below the capacity `shardwise calibrate` measures)', positiveNumber, 500)
+    .option('--dense-target-rps <r>', 'autoscale: requests per second per dense replica', positiveNumber, 500)
+    .option('--front-end-target-inflight <n>', 'autoscale: in-flight queries per router (or monolith) replica', positiveNumber, 16)
+    .option('--max-replicas <n>', 'the most replicas of any one service (scale and autoscale)', positiveInt, 16)
+    .option('--sync-period-s <s>', 'autoscale: seconds between decisions (HPA default 15)', positiveNumber, 15)
+    .option('--scale-down-window-s <s>', 'autoscale: scale-down stabilization window (HPA default 300)', nonNegativeNumber, 300)
+    .option('--scale-up-window-s <s>', 'autoscale: scale-up stabilization window (HPA default 0)', nonNegativeNumber, 0)
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs)
     .action(async (opts: ServeOptions) => {
@@ -88,16 +118,19 @@ export function registerServe(program: Command): void {
       const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
       const cpus = opts.replicaCpus;
       const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
-      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus });
+      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas });
       progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
       await supervisor.start();
-      const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile);
+      const autoscale = opts.autoscale ? autoscaleLoop(supervisor, opts) : null;
+      const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
+      autoscale?.start();
       console.log(renderReplicas(supervisor.replicas()));
       console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
       console.log(`admin API at ${admin.url} (token in ${admin.tokenFile}): shardwise status --admin ${admin.url}`);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string, graceMs: number) => {
           progress(`${signal}: ${graceMs > 0 ? `not ready; serving ${graceMs} ms more while load balancers notice, then ` : ''}draining and stopping…`);
+          autoscale?.stop();
           void supervisor.stop(graceMs).then(() => admin.close()).then(resolve);
         };
         process.once('SIGINT', () => shutdown('SIGINT', 0));
