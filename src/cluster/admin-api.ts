@@ -58,11 +58,13 @@ function readJson(req: http.IncomingMessage): Promise<unknown> {
  * The control plane over HTTP, on its own port (loopback unless told otherwise):
  *   GET  /v1/state                      services and replicas, with the autoscaler's last decision (reading needs no token)
  *   GET  /metrics                       shardwise_replicas and shardwise_desired_replicas per service
+ *   GET  /v1/targets                    every replica's metrics address in Prometheus' HTTP service-discovery format
  *   POST /v1/services/{name}/scale      {"replicas": n}, with `Authorization: Bearer <token>`
  * 401 without the token, 404 for an unknown service, 400 naming the bound for a bad count.
  */
 export class AdminServer {
   private readonly server: http.Server;
+  private port = 0;
 
   constructor(
     private readonly controller: Controller,
@@ -76,7 +78,7 @@ export class AdminServer {
   listen(port: number, host = '127.0.0.1'): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port));
+      this.server.listen(port, host, () => resolve((this.port = (this.server.address() as { port: number }).port)));
     });
   }
 
@@ -101,6 +103,7 @@ export class AdminServer {
       return this.send(res, 200, { services: this.controller.state().map((svc) => ({ ...svc, autoscale: decisions.get(svc.name) ?? null })) });
     }
     if (url === '/metrics') return this.metrics(res);
+    if (url === '/v1/targets') return this.send(res, 200, this.targets());
     const m = /^\/v1\/services\/([^/]+)\/scale$/.exec(url);
     if (!m) throw notFound(`no route ${url}`, 'routes: GET /v1/state, POST /v1/services/{name}/scale');
     if (req.method !== 'POST') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use POST`);
@@ -117,6 +120,20 @@ export class AdminServer {
     const { from, to } = await this.controller.scale(name, replicas);
     this.log.info(`admin: scaled ${name} from ${from} to ${to}`);
     this.send(res, 200, { service: name, from, to });
+  }
+
+  /**
+   * One target group per replica (http_sd_configs): a restarted or added replica is found
+   * without touching Prometheus' config; the admin port itself is a target too. The target
+   * labels are prefixed so they never collide with the series' own `service` and `model`
+   * labels (Prometheus would rename those to exported_*).
+   */
+  private targets(): { targets: string[]; labels: Record<string, string> }[] {
+    const services = this.controller.state();
+    const replicas = services.flatMap((s) =>
+      s.replicas.map((r) => ({ targets: [`127.0.0.1:${r.metricsPort}`], labels: { shardwise_model: s.model, shardwise_service: s.name, shardwise_kind: s.kind, shardwise_replica: String(r.replica) } })),
+    );
+    return [...replicas, { targets: [`127.0.0.1:${this.port}`], labels: { shardwise_model: services[0]?.model ?? '', shardwise_service: 'admin', shardwise_kind: 'admin', shardwise_replica: '0' } }];
   }
 
   /** Two gauges, in the Prometheus text format by hand: the supervisor stays without prom-client (12 MiB). */
