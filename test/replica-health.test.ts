@@ -4,6 +4,7 @@ import { FrameServer, type Reply } from '../src/serving/frame-server.ts';
 import { FrameType } from '../src/serving/frame.ts';
 import { ReplicaPool, type PoolEvent, DEFAULT_POOL_HEALTH } from '../src/serving/replica-pool.ts';
 import { AdmissionControl } from '../src/serving/admission.ts';
+import { PushedReplicaSource, StaticReplicaSource } from '../src/serving/replica-source.ts';
 import { badRequest } from '../src/util/errors.ts';
 
 /** A frame server that answers at once, or, while hung, holds every request until released (a SIGSTOPped process). */
@@ -112,4 +113,28 @@ test('admission control refuses only a standing queue: a burst passes, a queue o
   wait = 30;
   assert.equal(ac.admit(9), true, 'a new burst gets its grace again');
   assert.deepEqual(changes, ['refusing: 3 queries in flight, the limit is 3', 'admitting: 2 queries refused']);
+});
+
+test('replica sources: a static list, and pushed updates a pool follows (a replica dropped from the list drains)', async () => {
+  const [a, b] = [await replica('a'), await replica('b')];
+  const events: PoolEvent[] = [];
+  const pool = new ReplicaPool('shard-0', [], DEFAULT_POOL_HEALTH, (e) => events.push(e));
+  try {
+    new StaticReplicaSource(new Map([['shard-0', [a.address]]])).watch('shard-0', (addrs) => pool.setAddresses(addrs));
+    assert.equal((await request(pool)).payload.toString(), 'a');
+    const pushed = new PushedReplicaSource();
+    pushed.push('shard-0', [b.address]);
+    const stop = pushed.watch('shard-0', (addrs) => pool.setAddresses(addrs));
+    assert.equal((await request(pool)).payload.toString(), 'b', 'the current list on subscribe');
+    assert.ok(events.some((e) => e.type === 'drained' && e.replica.endsWith(`:${a.address.port}`)), 'the dropped replica drained');
+    pushed.push('shard-0', [a.address, b.address]);
+    assert.equal(pool.size, 2);
+    stop();
+    pushed.push('shard-0', []);
+    assert.equal(pool.size, 2, 'no updates after unsubscribing');
+  } finally {
+    pool.close();
+    await a.close();
+    await b.close();
+  }
 });

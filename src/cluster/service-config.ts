@@ -39,7 +39,8 @@ export type ChildMessage =
   | { type: 'drained'; service: string; address: string };
 
 export type ParentMessage =
-  | { type: 'replicas'; shard: number | 'dense'; addresses: Address[] }
+  /** A service's replicas now, by service name (a router's ReplicaSource). */
+  | { type: 'replicas'; service: string; addresses: Address[] }
   /** Drain and exit; a front end stays up (not ready) for graceMs first. */
   | { type: 'stop'; graceMs: number };
 

@@ -120,10 +120,19 @@ async function start(cfg: ServiceConfig, log: Logger): Promise<Running> {
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadDense } = await import('../model/store.ts');
       const { readHotnessOrder, readHotnessRanges } = await import('../serving/hotness.ts');
+      const { PushedReplicaSource } = await import('../serving/replica-source.ts');
+      // The supervisor's replica lists, by service name: the starting ones now, updates over IPC.
+      const source = new PushedReplicaSource();
+      cfg.plan.shards.forEach((s, i) => source.push(s.name, cfg.shards[i]));
+      source.push('dense', cfg.dense);
       const onPoolEvent = poolEvents(metrics, log);
-      const shards = cfg.shards.map((addrs, i) => new ReplicaPool(cfg.plan.shards[i].name, addrs, DEFAULT_POOL_HEALTH, onPoolEvent));
-      const denseRemote = cfg.plan.dense.placement === 'service';
-      const dense = denseRemote ? new ReplicaPool('dense', cfg.dense, DEFAULT_POOL_HEALTH, onPoolEvent) : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
+      const pool = (service: string) => {
+        const p = new ReplicaPool(service, [], DEFAULT_POOL_HEALTH, onPoolEvent);
+        source.watch(service, (addresses) => p.setAddresses(addresses));
+        return p;
+      };
+      const shards = cfg.plan.shards.map((s) => pool(s.name));
+      const dense = cfg.plan.dense.placement === 'service' ? pool('dense') : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const cacheRows = cfg.plan.router.cacheRows;
       const order = readHotnessOrder(cfg.plan, config);
       const cache = cacheRows > 0 ? readHotnessRanges(cfg.modelDir, manifest, order, config.tables.map((t, table) => ({ table, rowStart: 0, rowEnd: Math.min(cacheRows, t.rows) }))) : null;
@@ -131,7 +140,7 @@ async function start(cfg: ServiceConfig, log: Logger): Promise<Running> {
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics, { limits: cfg.limits, admission: cfg.admission, log });
       return {
         ...(await startFrontEnd(http, metrics, cfg, log)),
-        onReplicas: (m) => (m.shard === 'dense' ? (dense as InstanceType<typeof ReplicaPool>).setAddresses(m.addresses) : shards[m.shard].setAddresses(m.addresses)),
+        onReplicas: (m) => source.push(m.service, m.addresses),
       };
     }
   }

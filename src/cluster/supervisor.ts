@@ -472,10 +472,8 @@ export class LocalSupervisor {
 
   /** Sends a service's current replica addresses to every router replica. */
   private publish(service: string): void {
-    const plan = this.opts.plan;
-    if (!plan || service === 'router') return;
-    const shard = service === 'dense' ? 'dense' : plan.shards.findIndex((s) => s.name === service);
-    const msg: ParentMessage = { type: 'replicas', shard, addresses: this.groups.get(service)!.map(address) };
+    if (!this.opts.plan || service === 'router') return;
+    const msg: ParentMessage = { type: 'replicas', service, addresses: this.groups.get(service)!.map(address) };
     for (const router of this.groups.get('router') ?? []) if (router.child.connected) router.child.send(msg);
   }
 
