@@ -8,7 +8,7 @@ import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { LocalSupervisor, type SupervisorEvent } from '../src/cluster/supervisor.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
 import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
-import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { QueryGenerator, writeTrace } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { silentLogger } from '../src/util/log.ts';
@@ -109,30 +109,33 @@ test('admin API: state without a token, changes only with it; 404 and 400 say wh
   }
 });
 
-test('serve --autoscale follows the load: a shard scales out under load and back in after its window, with no failed query', async () => {
+test('serve --autoscale follows the load: bench --shape records a shard scaling out under load, and it scales back in after its window, with no failed query', async () => {
   const planFile = path.join(dir, 'plan.json');
   writePlan(planFile, plan);
+  const traceFile = path.join(dir, 'trace.bin');
+  writeTrace(traceFile, config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 13 });
   const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--scale-down-window-s', '3', '--shard-target-rps', '40', '--dense-target-rps', '1000000', '--front-end-target-inflight', '1000', '--max-replicas', '3', '--drain-grace-ms', '0']);
-  const shardReplicas = async (name: string) => {
+  const shardReplicas = async () => {
     const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
-    return services.find((x: { name: string }) => x.name === name).replicas.length as number;
+    return Math.max(...services.filter((x: { kind: string }) => x.kind === 'shard').map((x: { replicas: unknown[] }) => x.replicas.length));
   };
   try {
-    const run = runOpenLoop({ url: s.url, modelName: config.name }, encoded, { qps: 200, durationS: 6, timeoutMs: 5000 });
-    let peak = 1;
-    for (let i = 0; i < 60 && peak < 2; i++) {
-      await sleep(100);
-      peak = Math.max(await shardReplicas('shard-0'), await shardReplicas('shard-1'));
-    }
-    const result = await run;
-    assert.ok(peak >= 2, 'a shard scaled out under load');
+    const bench = await cliAsync(['bench', '--url', s.url, '--model-name', config.name, '--trace', traceFile, '--shape', 'staircase:3:100,4:250', '--warmup', '0', '--admin', s.adminUrl, '--json']);
+    assert.equal(bench.code, 0, bench.stderr);
+    const { timeline, result } = JSON.parse(bench.stdout);
+    assert.equal(timeline.length, 7);
+    assert.deepEqual(timeline.map((x: { offered: number }) => x.offered), [100, 100, 100, 250, 250, 250, 250]);
+    assert.ok(timeline.every((x: { sent: number; offered: number }) => x.sent > 0.5 * x.offered && x.sent < 1.5 * x.offered), 'the load followed the staircase');
+    assert.ok(timeline.every((x: { rssBytes: number; pssBytes: number }) => x.rssBytes > 0 && x.pssBytes > 0 && x.pssBytes <= x.rssBytes), 'memory recorded every second');
+    const peak = Math.max(...timeline.map((x: { replicas: Record<string, number> }) => Math.max(x.replicas['shard-0'], x.replicas['shard-1'])));
+    assert.ok(peak >= 2, `a shard scaled out under load (timeline peak ${peak})`);
     assert.equal(result.errors + result.timeouts + result.rejected, 0, 'no failed query while scaling');
     const metrics = await (await fetch(`${s.adminUrl}/metrics`)).text();
     assert.match(metrics, /^shardwise_desired_replicas\{model="tiny",service="shard-0"\} \d+$/m);
     let after = peak;
     for (let i = 0; i < 100 && after > 1; i++) {
       await sleep(200);
-      after = Math.max(await shardReplicas('shard-0'), await shardReplicas('shard-1'));
+      after = await shardReplicas();
     }
     assert.equal(after, 1, 'back to one replica once idle for the scale-down window');
     const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();

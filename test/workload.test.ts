@@ -10,6 +10,7 @@ import { traceStats, reuseBin } from '../src/workload/trace-stats.ts';
 import { ScatterPermutation, rankSampler } from '../src/workload/distributions.ts';
 import { Rng } from '../src/util/rng.ts';
 import { ShardwiseError } from '../src/util/errors.ts';
+import { parseShape, rateAt, shapeDurationS } from '../src/workload/traffic-shape.ts';
 import { tempDir } from './helpers.ts';
 
 const tiny = presetConfig('tiny');
@@ -121,4 +122,25 @@ test('trace-stats measures locality and the reuse histogram', () => {
   const lookupShares = t.reuse.reduce((s, b) => s + b.lookupShare, 0);
   assert.ok(Math.abs(rowShares - 1) < 1e-9 && Math.abs(lookupShares - 1) < 1e-9);
   assert.deepEqual([1, 2, 3, 4, 5, 8, 9].map(reuseBin), [0, 1, 2, 2, 3, 3, 4]);
+});
+
+test('traffic shapes parse from their command-line form and give the rate at each second', () => {
+  const stairs = parseShape('staircase:10:100,5:400,10:50');
+  assert.equal(shapeDurationS(stairs), 25);
+  assert.deepEqual([0, 9.9, 10, 14.9, 15, 24.9, 25].map((t) => rateAt(stairs, t)), [100, 100, 400, 400, 50, 50, 0]);
+  const day = parseShape('diurnal:100:300:60:120');
+  assert.equal(rateAt(day, 0), 100);
+  assert.ok(Math.abs(rateAt(day, 30) - 300) < 1e-9);
+  assert.ok(Math.abs(rateAt(day, 15) - 200) < 1e-9);
+  const spike = parseShape('spike:100:800:30:5:60');
+  assert.deepEqual([29, 30, 34.9, 35].map((t) => rateAt(spike, t)), [100, 800, 800, 100]);
+  assert.deepEqual(parseShape('constant:250:10'), { kind: 'constant', qps: 250, durationS: 10 });
+  const csv = path.join(tempDir(), 'rates.csv');
+  fs.writeFileSync(csv, 'second,qps\n0,10\n1,20\n2,30\n');
+  const series = parseShape(`csv:${csv}`);
+  assert.equal(shapeDurationS(series), 3);
+  assert.deepEqual([0, 1.5, 2, 3].map((t) => rateAt(series, t)), [10, 20, 30, 0]);
+  for (const [bad, pattern] of [['ramp:1:2', /unknown kind "ramp"/], ['constant:100', /expected 2 non-negative numbers/], ['staircase:10:-5', /non-negative/], ['diurnal:300:100:60:120', /MIN ≤ MAX/], ['csv:/nonexistent.csv', /cannot read/]] as const) {
+    assert.throws(() => parseShape(bad), (e: unknown) => e instanceof ShardwiseError && pattern.test(e.message), bad);
+  }
 });

@@ -10,7 +10,7 @@ export interface LoadTarget {
 }
 
 /** A query ready to send: Triton binary-tensor body, encoded once before the run. */
-interface EncodedQuery {
+export interface EncodedQuery {
   body: Buffer;
   headerLength: string;
 }
@@ -33,6 +33,10 @@ export interface RunResult {
 export interface RunOptions {
   qps: number;
   durationS: number;
+  /** A rate that changes with time (seconds from the start of the measured part), instead of qps. */
+  rate?: (tS: number) => number;
+  /** Called once per second of the run with that second's counts (the per-second timeline). */
+  onSecond?: (s: SecondStats) => void;
   timeoutMs: number;
   seed?: number;
   /** Seconds of load before measuring (JIT, connections, caches); its queries are not counted. */
@@ -42,6 +46,22 @@ export interface RunOptions {
   /** Count the answers within this many ms apart (okWithinSla). */
   slaMs?: number;
 }
+
+/** One second of a run, by scheduled send time. */
+export interface SecondStats {
+  /** Seconds from the start of the measured part. */
+  t: number;
+  /** The rate asked for at that second. */
+  offered: number;
+  sent: number;
+  ok: number;
+  rejected: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
 
 export function encodeQueries(queries: Batch[], numDense: number): EncodedQuery[] {
   return queries.map((q) => {
@@ -63,6 +83,22 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const latency = new LatencyRecorder();
   const result = { sent: 0, ok: 0, rejected: 0, okWithinSla: 0, errors: 0, timeouts: 0 };
   const slaMs = opts.slaMs ?? Infinity;
+  const rate = opts.rate ?? (() => opts.qps);
+  // Per-second buckets by scheduled time, kept only when someone reads them (a latency list each, sorted once at the end of its second).
+  const seconds: { sent: number; ok: number; rejected: number; errors: number; latencies: number[] }[] = [];
+  const bucket = (scheduled: number) => {
+    const i = Math.floor((scheduled - measureFrom) / 1000);
+    return (seconds[i] ??= { sent: 0, ok: 0, rejected: 0, errors: 0, latencies: [] });
+  };
+  let reported = 0;
+  const reportSeconds = (upTo: number) => {
+    for (; reported < upTo && reported < Math.ceil(opts.durationS); reported++) {
+      const b = seconds[reported] ?? { sent: 0, ok: 0, rejected: 0, errors: 0, latencies: [] };
+      const sorted = b.latencies.sort((x, y) => x - y);
+      opts.onSecond!({ t: reported, offered: rate(reported + 0.5), sent: b.sent, ok: b.ok, rejected: b.rejected, errors: b.errors, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) });
+      seconds[reported] = undefined as never;
+    }
+  };
   const start = performance.now();
   const measureFrom = start + (opts.warmupS ?? 0) * 1000;
   const end = measureFrom + opts.durationS * 1000;
@@ -75,15 +111,23 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const send = (scheduled: number) => {
     const query = queries[q++ % queries.length];
     const counted = scheduled >= measureFrom;
+    const sec = counted && opts.onSecond ? bucket(scheduled) : null;
     if (counted) result.sent++;
+    if (sec) sec.sent++;
     inflight++;
     const finish = (outcome: 'ok' | 'rejected' | 'errors' | 'timeouts', detail?: string) => {
       inflight--;
       if (!counted) return;
       result[outcome]++;
+      if (sec) {
+        if (outcome === 'ok') sec.ok++;
+        else if (outcome === 'rejected') sec.rejected++;
+        else sec.errors++;
+      }
       if (outcome === 'ok') {
         const ms = performance.now() - scheduled;
         latency.recordMs(ms);
+        sec?.latencies.push(ms);
         if (ms <= slaMs) result.okWithinSla++;
       } else if (outcome !== 'rejected') firstError ??= detail;
     };
@@ -112,9 +156,17 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
     const tick = () => {
       const now = performance.now();
       while (next <= now && next < end) {
+        const r = rate(Math.max(0, (next - measureFrom) / 1000));
+        // No traffic asked for now: look again in 100 ms.
+        if (r <= 0) {
+          next += 100;
+          continue;
+        }
         send(next);
-        next += (-Math.log(1 - rng.next()) * 1000) / opts.qps;
+        next += (-Math.log(1 - rng.next()) * 1000) / r;
       }
+      // A second is reported once the requests of the second before it had their timeout to answer.
+      if (opts.onSecond) reportSeconds(Math.floor((now - measureFrom - opts.timeoutMs) / 1000));
       if (opts.onProgress && now - lastProgress >= 1000) {
         lastProgress = now;
         opts.onProgress(`  ${((now - start) / 1000).toFixed(0)}s sent ${result.sent} ok ${result.ok} refused ${result.rejected} errors ${result.errors + result.timeouts} in flight ${inflight} p99 ${latency.count ? latency.percentileMs(99).toFixed(1) : '-'} ms`);
@@ -126,6 +178,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   });
   // Wait for the stragglers (bounded by the request timeout).
   while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
+  if (opts.onSecond) reportSeconds(Infinity);
   agent.destroy();
   const durationS = opts.durationS;
   if (firstError && result.errors > 0) opts.onProgress?.(`  first error: ${firstError}`);

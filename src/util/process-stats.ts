@@ -10,6 +10,20 @@ export function processRss(pid: number): number {
   }
 }
 
+/**
+ * Proportional set size of a live process (/proc/PID/smaps_rollup): pages shared with other
+ * processes (replicas of one shard mapping the same rows) count a share each, so a sum over
+ * processes counts shared rows once. 0 where /proc does not have it.
+ */
+export function processPss(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** CPU seconds (user + system, all threads) a live process has used, from /proc (0 where it is not there). */
 export function processCpuSeconds(pid: number): number {
   try {

@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
 import { readQueries } from '../../workload/trace-format.ts';
-import type { RunResult } from '../../bench/load-generator.ts';
+import type { EncodedQuery, LoadTarget, RunResult, SecondStats } from '../../bench/load-generator.ts';
+import type { ServiceState } from '../../cluster/supervisor.ts';
+import { SHAPE_SYNTAX, parseShape, rateAt, shapeDurationS } from '../../workload/traffic-shape.ts';
+import { processPss, processRss } from '../../util/process-stats.ts';
 import { badArgument } from '../../util/errors.ts';
-import { renderTable } from '../../util/format.ts';
+import { formatBytes, renderTable } from '../../util/format.ts';
 import { positiveInt, positiveNumber, progress } from '../options.ts';
 
 /** Queries replayed from a trace: enough variety, bounded memory. */
@@ -14,6 +17,72 @@ export function renderRun(r: RunResult): string {
     ['offered qps', 'achieved qps', 'sent', 'ok', 'refused (429)', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
     [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.rejected, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2)]],
   );
+}
+
+interface BenchOptions {
+  url: string;
+  modelName: string;
+  trace: string;
+  qps?: number;
+  duration: number;
+  findMax?: boolean;
+  slaP99Ms?: number;
+  stepSeconds: number;
+  warmup: number;
+  timeoutMs: number;
+  shape?: string;
+  admin?: string;
+  json?: boolean;
+}
+
+interface DeploymentSample {
+  replicas: Record<string, number>;
+  rssBytes: number;
+  pssBytes: number;
+}
+
+/** Replicas per service and memory of a deployment on this machine, from its admin API and /proc. */
+async function sampleDeployment(admin: string): Promise<DeploymentSample | null> {
+  try {
+    const { services } = (await (await fetch(new URL('/v1/state', admin))).json()) as { services: ServiceState[] };
+    const pids = services.flatMap((s) => s.replicas.map((r) => r.pid));
+    return {
+      replicas: Object.fromEntries(services.map((s) => [s.name, s.replicas.filter((r) => r.state === 'ready').length])),
+      rssBytes: pids.reduce((n, pid) => n + processRss(pid), 0),
+      pssBytes: pids.reduce((n, pid) => n + processPss(pid), 0),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** An open-loop run that follows a traffic shape, with a per-second timeline (and the deployment's replicas and memory, given --admin). */
+async function shapedRun(opts: BenchOptions, target: LoadTarget, encoded: EncodedQuery[]): Promise<void> {
+  const { runOpenLoop } = await import('../../bench/load-generator.ts');
+  const shape = parseShape(opts.shape!);
+  const durationS = shapeDurationS(shape);
+  const timeline: (SecondStats & Partial<DeploymentSample>)[] = [];
+  const samples: (DeploymentSample | null)[] = [];
+  const start = performance.now() + opts.warmup * 1000;
+  // Four samples a second, the first answer of each second kept: every second gets one even when a state call is slow.
+  const sampler = opts.admin
+    ? setInterval(() => {
+        const t = Math.floor((performance.now() - start) / 1000);
+        if (t >= 0 && !samples[t]) void sampleDeployment(opts.admin!).then((s) => (samples[t] ??= s));
+      }, 250)
+    : null;
+  progress(`following ${opts.shape} for ${durationS} s…`);
+  const result = await runOpenLoop(target, encoded, { qps: 0, rate: (t) => rateAt(shape, t), durationS, warmupS: opts.warmup, timeoutMs: opts.timeoutMs, onSecond: (s) => timeline.push(s), onProgress: opts.json ? undefined : progress });
+  if (sampler) clearInterval(sampler);
+  for (const s of timeline) Object.assign(s, samples[s.t] ?? {});
+  if (opts.json) return void console.log(JSON.stringify({ shape, result, timeline }, null, 2));
+  console.log(
+    renderTable(
+      ['t s', 'offered', 'sent', 'ok', 'refused', 'errors', 'p50 ms', 'p99 ms', ...(opts.admin ? ['replicas', 'rss', 'pss'] : [])],
+      timeline.map((s) => [s.t, s.offered.toFixed(0), s.sent, s.ok, s.rejected, s.errors, s.p50Ms.toFixed(1), s.p99Ms.toFixed(1), ...(opts.admin ? [Object.entries(s.replicas ?? {}).map(([k, v]) => `${k}:${v}`).join(' '), formatBytes(s.rssBytes ?? 0), formatBytes(s.pssBytes ?? 0)] : [])]),
+    ),
+  );
+  console.log(renderRun(result));
 }
 
 export function registerBench(program: Command): void {
@@ -30,9 +99,11 @@ export function registerBench(program: Command): void {
     .option('--step-seconds <s>', 'seconds per step of --find-max', positiveNumber, 5)
     .option('--warmup <s>', 'seconds of load before each measurement, not counted', Number, 2)
     .option('--timeout-ms <ms>', 'a request slower than this counts as a timeout', positiveInt, 10_000)
-    .option('--json', 'print JSON')
-    .action(async (opts: { url: string; modelName: string; trace: string; qps?: number; duration: number; findMax?: boolean; slaP99Ms?: number; stepSeconds: number; warmup: number; timeoutMs: number; json?: boolean }) => {
-      if (!!opts.findMax === (opts.qps !== undefined)) throw badArgument('give either --qps Q (with --duration) or --find-max --sla-p99-ms L');
+    .option('--shape <spec>', `offered load that changes over time, instead of --qps: ${SHAPE_SYNTAX}`)
+    .option('--admin <url>', "with --shape: the deployment's admin API, to record replicas per service and memory (RSS and PSS sums) every second")
+    .option('--json', 'print JSON (with --shape: the per-second timeline)')
+    .action(async (opts: BenchOptions) => {
+      if ([opts.findMax, opts.qps !== undefined, opts.shape !== undefined].filter(Boolean).length !== 1) throw badArgument('give one of --qps Q (with --duration), --shape SPEC, or --find-max --sla-p99-ms L');
       if (opts.findMax && opts.slaP99Ms === undefined) throw badArgument('--find-max needs --sla-p99-ms');
       const { header, queries } = readQueries(opts.trace, MAX_REPLAY_QUERIES);
       if (queries.length === 0) throw badArgument(`${opts.trace} holds no queries`);
@@ -51,6 +122,7 @@ export function registerBench(program: Command): void {
         }
         return;
       }
+      if (opts.shape !== undefined) return shapedRun(opts, target, encoded);
       progress(`offering ${opts.qps} qps for ${opts.duration} s…`);
       const r = await runOpenLoop(target, encoded, { qps: opts.qps!, durationS: opts.duration, warmupS: opts.warmup, timeoutMs: opts.timeoutMs, onProgress: log });
       console.log(opts.json ? JSON.stringify(r, null, 2) : renderRun(r));
