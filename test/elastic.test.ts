@@ -38,12 +38,12 @@ async function serve(): Promise<LocalSupervisor> {
   return sup;
 }
 
-test('scale a shard up then down under load: zero failed queries, new replicas serve, drained ones leave rotation before they stop', async () => {
+test('scale a shard, then the router, up and down under load: zero failed queries, new replicas serve, drained ones leave rotation before they stop', async () => {
   const sup = await serve();
   const events: SupervisorEvent[] = [];
   sup.on((e) => events.push(e));
   try {
-    const load = runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps: 150, durationS: 6, timeoutMs: 5000 });
+    const load = runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps: 150, durationS: 9, timeoutMs: 5000 });
     await sleep(1000);
     assert.deepEqual(await sup.scale('shard-1', 3), { from: 1, to: 3 });
     const added = sup.replicas().filter((r) => r.service === 'shard-1' && r.replica > 0);
@@ -51,6 +51,10 @@ test('scale a shard up then down under load: zero failed queries, new replicas s
     await sleep(1500);
     for (const r of added) assert.ok((await scrapeMetric(`http://127.0.0.1:${r.metricsPort}`, 'shardwise_rows_served_total')) > 0, `new replica ${r.replica} serves`);
     assert.deepEqual(await sup.scale('shard-1', 1), { from: 3, to: 1 });
+    // Front ends share the public port: one leaving stops accepting, tells its clients Connection: close, then goes.
+    assert.deepEqual(await sup.scale('router', 2), { from: 1, to: 2 });
+    await sleep(1000);
+    assert.deepEqual(await sup.scale('router', 1), { from: 2, to: 1 });
     const run = await load;
     assert.equal(run.errors + run.timeouts + run.rejected, 0, `failed: ${run.errors} errors, ${run.timeouts} timeouts of ${run.sent}`);
     const state = sup.state().find((s) => s.name === 'shard-1')!;
@@ -62,7 +66,7 @@ test('scale a shard up then down under load: zero failed queries, new replicas s
       assert.deepEqual(mine, ['started', 'ready', 'draining', 'exited'], `replica ${r.replica}`);
       assert.throws(() => process.kill(r.pid, 0), /ESRCH/);
     }
-    assert.deepEqual(events.filter((e) => e.type === 'scaled').map((e) => e.type === 'scaled' && `${e.from}→${e.to}`), ['1→3', '3→1']);
+    assert.deepEqual(events.filter((e) => e.type === 'scaled').map((e) => e.type === 'scaled' && `${e.service} ${e.from}→${e.to}`), ['shard-1 1→3', 'shard-1 3→1', 'router 1→2', 'router 2→1']);
     assert.ok(events.every((e) => e.model === 'tiny'));
   } finally {
     await sup.stop();

@@ -41,7 +41,7 @@ export type ChildMessage =
 export type ParentMessage =
   /** A service's replicas now, by service name (a router's ReplicaSource). */
   | { type: 'replicas'; service: string; addresses: Address[] }
-  /** Drain and exit; a front end stays up (not ready) for graceMs first. */
-  | { type: 'stop'; graceMs: number };
+  /** Drain and exit; a front end stays up (not ready) for graceMs first; `leaving`: it alone goes (scale-in), the deployment stays. */
+  | { type: 'stop'; graceMs: number; leaving: boolean };
 
 export const SERVICE_ENV = 'SHARDWISE_SERVICE';

@@ -21,7 +21,7 @@ interface Running {
   socketPath?: string;
   metricsPort: number;
   onReplicas?: (m: Extract<ParentMessage, { type: 'replicas' }>) => void;
-  close(graceMs: number): Promise<void>;
+  close(graceMs: number, leaving: boolean): Promise<void>;
 }
 
 type Main = Omit<Running, 'metricsPort'> & { unready: () => string | null };
@@ -43,8 +43,8 @@ async function withMetricsPort(metrics: ServiceMetrics, main: Main, port: number
   return {
     ...main,
     metricsPort: side.port,
-    close: async (graceMs) => {
-      await main.close(graceMs);
+    close: async (graceMs, leaving) => {
+      await main.close(graceMs, leaving);
       side.server.close();
     },
   };
@@ -65,7 +65,7 @@ async function startFrameService(metrics: ServiceMetrics, handler: ConstructorPa
  */
 async function startFrontEnd(http: InferenceHttpServer, metrics: ServiceMetrics, cfg: FrontEndConfig & { metricsPort: number }, log: Logger): Promise<Running> {
   const port = await http.listen(cfg.port);
-  return withMetricsPort(metrics, { port, unready: () => http.unready(), close: (graceMs) => http.close(graceMs) }, cfg.metricsPort, log);
+  return withMetricsPort(metrics, { port, unready: () => http.unready(), close: (graceMs, leaving) => http.close(graceMs, leaving) }, cfg.metricsPort, log);
 }
 
 /** Downstream pool events: a log line and a counter each (hedges only counted: they are routine). */
@@ -103,7 +103,7 @@ async function start(cfg: ServiceConfig, log: Logger): Promise<Running> {
       const { loadDense } = await import('../model/store.ts');
       const dense = await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const running = await startFrameService(metrics, new DenseService(config, dense, metrics).handle, cfg, log);
-      return { ...running, close: async (graceMs) => (await running.close(graceMs), await dense.close()) };
+      return { ...running, close: async (graceMs, leaving) => (await running.close(graceMs, leaving), await dense.close()) };
     }
     case 'monolithic': {
       const { ReferenceModel } = await import('../reference/reference-model.ts');
@@ -174,20 +174,20 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   let stopping = false;
-  const stop = async (graceMs: number, orphaned = false) => {
+  const stop = async (graceMs: number, leaving = false, orphaned = false) => {
     if (stopping) return;
     stopping = true;
-    await running.close(graceMs);
+    await running.close(graceMs, leaving);
     if (orphaned) removeSocketDirIfLast(running.socketPath);
     process.exit(0);
   };
   process.on('message', (m: ParentMessage) => {
-    if (m.type === 'stop') void stop(m.graceMs);
+    if (m.type === 'stop') void stop(m.graceMs, m.leaving);
     else if (m.type === 'replicas') running.onReplicas?.(m);
   });
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => {}); // the supervisor owns Ctrl-C and stops children in order
-  process.on('disconnect', () => void stop(0, true));
+  process.on('disconnect', () => void stop(0, false, true));
   send({ type: 'ready', port: running.port, socketPath: running.socketPath, metricsPort: running.metricsPort, rssBytes: process.memoryUsage.rss() });
 }
 

@@ -121,6 +121,9 @@ export type SupervisorEvent = { at: number; model: string; service: string } & (
 
 type EventBody = SupervisorEvent extends infer E ? (E extends unknown ? Omit<E, 'at' | 'model'> : never) : never;
 
+/** How long a front-end replica leaving a scale-in keeps answering (with Connection: close) after it stopped accepting. */
+const LEAVE_GRACE_MS = 2000;
+
 /** How long a scale-in waits for the routers to finish with a replica before stopping it anyway (logged). */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -458,7 +461,9 @@ export class LocalSupervisor {
       this.drainWaits.delete(key);
       if (timedOut) this.log.warn(`${service} replica ${r.info.replica}: the routers did not finish with it within ${DRAIN_TIMEOUT_MS / 1000} s; stopping it anyway`);
     }
-    await this.stopReplica(r, 0);
+    // A front end leaving a shared port: its clients get LEAVE_GRACE_MS to move their connections.
+    const front = r.cfg.role === 'router' || r.cfg.role === 'monolithic';
+    await this.stopReplica(r, front ? LEAVE_GRACE_MS : 0, front);
     draining.delete(r);
   }
 
@@ -477,7 +482,7 @@ export class LocalSupervisor {
     for (const router of this.groups.get('router') ?? []) if (router.child.connected) router.child.send(msg);
   }
 
-  private stopReplica(r: Replica, graceMs: number): Promise<void> {
+  private stopReplica(r: Replica, graceMs: number, leaving = false): Promise<void> {
     r.stopping = true;
     if (r.child.exitCode !== null || r.child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
@@ -489,7 +494,7 @@ export class LocalSupervisor {
         clearTimeout(kill);
         resolve();
       });
-      if (r.child.connected) r.child.send({ type: 'stop', graceMs } satisfies ParentMessage);
+      if (r.child.connected) r.child.send({ type: 'stop', graceMs, leaving } satisfies ParentMessage);
       else r.child.kill('SIGTERM');
     });
   }

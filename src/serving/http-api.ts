@@ -263,13 +263,19 @@ export class InferenceHttpServer {
    * Drains, then closes: readiness answers 503 at once; for `graceMs` everything is still
    * served (a load balancer needs that long to stop sending); then no new connections, idle
    * keep-alive connections close, in-flight requests finish (answers carry Connection: close),
-   * and uploads still unfinished after drainBodyTimeoutMs are cut.
+   * and uploads still unfinished after drainBodyTimeoutMs are cut. `leaving`: see below.
    */
-  async close(graceMs = 0): Promise<void> {
+  async close(graceMs = 0, leaving = false): Promise<void> {
     this.ready = false;
+    const stopAccepting = () => new Promise<void>((r) => this.server.close(() => r()));
+    // Leaving (one replica of several on a shared port, a scale-in): new connections go to the
+    // others at once, and every answer in the grace period says Connection: close, so clients
+    // move their keep-alive connections before any is closed under them.
+    const closing = leaving ? stopAccepting() : null;
+    this.closing = leaving;
     if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs));
     this.closing = true;
-    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    const closed = closing ?? stopAccepting();
     this.server.closeIdleConnections();
     const cut = setTimeout(() => {
       for (const req of this.receiving) {

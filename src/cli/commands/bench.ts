@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { readQueries } from '../../workload/trace-format.ts';
 import type { EncodedQuery, LoadTarget, RunResult, SecondStats } from '../../bench/load-generator.ts';
-import type { ServiceState } from '../../cluster/supervisor.ts';
 import { SHAPE_SYNTAX, parseShape, rateAt, shapeDurationS } from '../../workload/traffic-shape.ts';
-import { processPss, processRss } from '../../util/process-stats.ts';
+import { type DeploymentSample, sampleEverySecond } from '../../bench/deployment-sample.ts';
 import { badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
 import { positiveInt, positiveNumber, progress } from '../options.ts';
@@ -35,45 +34,16 @@ interface BenchOptions {
   json?: boolean;
 }
 
-interface DeploymentSample {
-  replicas: Record<string, number>;
-  rssBytes: number;
-  pssBytes: number;
-}
-
-/** Replicas per service and memory of a deployment on this machine, from its admin API and /proc. */
-async function sampleDeployment(admin: string): Promise<DeploymentSample | null> {
-  try {
-    const { services } = (await (await fetch(new URL('/v1/state', admin))).json()) as { services: ServiceState[] };
-    const pids = services.flatMap((s) => s.replicas.map((r) => r.pid));
-    return {
-      replicas: Object.fromEntries(services.map((s) => [s.name, s.replicas.filter((r) => r.state === 'ready').length])),
-      rssBytes: pids.reduce((n, pid) => n + processRss(pid), 0),
-      pssBytes: pids.reduce((n, pid) => n + processPss(pid), 0),
-    };
-  } catch {
-    return null;
-  }
-}
-
 /** An open-loop run that follows a traffic shape, with a per-second timeline (and the deployment's replicas and memory, given --admin). */
 async function shapedRun(opts: BenchOptions, target: LoadTarget, encoded: EncodedQuery[]): Promise<void> {
   const { runOpenLoop } = await import('../../bench/load-generator.ts');
   const shape = parseShape(opts.shape!);
   const durationS = shapeDurationS(shape);
   const timeline: (SecondStats & Partial<DeploymentSample>)[] = [];
-  const samples: (DeploymentSample | null)[] = [];
-  const start = performance.now() + opts.warmup * 1000;
-  // Four samples a second, the first answer of each second kept: every second gets one even when a state call is slow.
-  const sampler = opts.admin
-    ? setInterval(() => {
-        const t = Math.floor((performance.now() - start) / 1000);
-        if (t >= 0 && !samples[t]) void sampleDeployment(opts.admin!).then((s) => (samples[t] ??= s));
-      }, 250)
-    : null;
+  const sampler = opts.admin ? sampleEverySecond(opts.admin, performance.now() + opts.warmup * 1000) : null;
   progress(`following ${opts.shape} for ${durationS} s…`);
   const result = await runOpenLoop(target, encoded, { qps: 0, rate: (t) => rateAt(shape, t), durationS, warmupS: opts.warmup, timeoutMs: opts.timeoutMs, onSecond: (s) => timeline.push(s), onProgress: opts.json ? undefined : progress });
-  if (sampler) clearInterval(sampler);
+  const samples = sampler?.stop() ?? [];
   for (const s of timeline) Object.assign(s, samples[s.t] ?? {});
   if (opts.json) return void console.log(JSON.stringify({ shape, result, timeline }, null, 2));
   console.log(
