@@ -4,7 +4,7 @@
  * the other, each a `shardwise serve --autoscale` process with every replica under a CPU
  * limit: model-wise (whole-model replicas, scaled on in-flight queries per replica) and
  * elastic (rows in the trace's hotness order, cut where the lookup share reaches 50%, 80% and
- * 95%: a small hot shard and large cold ones; every shard scaled on its requests/s, the router
+ * 95%: a small hot shard and large cold ones; every shard scaled on its lookups/s, the router
  * on in-flight queries, by the same autoscaler). Both follow the same staircase of offered load
  * (open loop, the same trace). Per deployment: memory·time and peak memory (each ready
  * replica counted at its RSS when it became ready: its rows or weights plus its fixed
@@ -16,7 +16,7 @@
  * Writes docs/bench-elastic.json (both timelines) and docs/bench-elastic.svg (vega-lite).
  *
  * Env: ROWS per table (1000000), STAIRS qps per step (100,300,600,900,600,300,100), STEP_S (20),
- * CPUS per replica (0.25), SLA_MS (50), SYNC_S (2), DOWN_WINDOW_S (30), SHARD_RPS (300),
+ * CPUS per replica (0.25), SLA_MS (50), SYNC_S (2), DOWN_WINDOW_S (30), SHARD_LOOKUPS (600000),
  * INFLIGHT (4) per front-end replica. Admission control is off in both: the autoscaler, not
  * refusals, is what follows the load here, and a refused query would count as lost.
  */
@@ -41,7 +41,7 @@ const CPUS = Number(process.env.CPUS ?? 0.25);
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const SYNC_S = process.env.SYNC_S ?? '2';
 const DOWN_WINDOW_S = process.env.DOWN_WINDOW_S ?? '30';
-const SHARD_RPS = process.env.SHARD_RPS ?? '300';
+const SHARD_LOOKUPS = process.env.SHARD_LOOKUPS ?? '600000';
 const INFLIGHT = process.env.INFLIGHT ?? '4';
 const GiB = 1 << 30;
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -88,7 +88,7 @@ type Second = SecondStats & Partial<DeploymentSample>;
 async function run(label: string, args: string[]): Promise<Second[]> {
   log(`\n${label}: starting…`);
   const served = await startServeProcess(
-    ['--model', modelDir, ...args, '--autoscale', '--sync-period-s', SYNC_S, '--scale-down-window-s', DOWN_WINDOW_S, '--shard-target-rps', SHARD_RPS, '--front-end-target-inflight', INFLIGHT, '--replica-cpus', String(CPUS), '--max-replicas', '8', '--sla-p99-ms', String(SLA_MS), '--no-admission', '--drain-grace-ms', '0'],
+    ['--model', modelDir, ...args, '--autoscale', '--sync-period-s', SYNC_S, '--scale-down-window-s', DOWN_WINDOW_S, '--shard-target-lookups', SHARD_LOOKUPS, '--front-end-target-inflight', INFLIGHT, '--replica-cpus', String(CPUS), '--max-replicas', '8', '--sla-p99-ms', String(SLA_MS), '--no-admission', '--drain-grace-ms', '0'],
     { compiled: true, stderr: 'inherit' },
   );
   try {

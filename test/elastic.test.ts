@@ -118,7 +118,7 @@ test('serve --autoscale follows the load: bench --shape records a shard scaling 
   writePlan(planFile, plan);
   const traceFile = path.join(dir, 'trace.bin');
   writeTrace(traceFile, config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 13 });
-  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--scale-down-window-s', '3', '--shard-target-rps', '40', '--dense-target-rps', '1000000', '--front-end-target-inflight', '1000', '--max-replicas', '3', '--drain-grace-ms', '0']);
+  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--scale-down-window-s', '3', '--shard-target-lookups', '2000', '--dense-target-rps', '1000000', '--front-end-target-inflight', '1000', '--max-replicas', '3', '--drain-grace-ms', '0']);
   const shardReplicas = async () => {
     const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
     return Math.max(...services.filter((x: { kind: string }) => x.kind === 'shard').map((x: { replicas: unknown[] }) => x.replicas.length));

@@ -10,15 +10,18 @@ export interface ServiceScaling {
 }
 
 /** The series each kind's metric is read from, on every replica's own metrics port. */
-const SERIES: Record<ServiceKind, { name: string; stage?: string; rate: boolean }> = {
-  shard: { name: 'shardwise_request_duration_seconds_count', stage: 'gather', rate: true },
-  dense: { name: 'shardwise_request_duration_seconds_count', stage: 'dense', rate: true },
-  router: { name: 'shardwise_inflight_requests', rate: false },
-  monolithic: { name: 'shardwise_inflight_requests', rate: false },
+const SERIES: Record<ServiceKind, { metric: string; name: string; stage?: string; rate: boolean }> = {
+  // Lookups, not requests: every query sends one request to every shard (each holds a range of
+  // every table), so requests/s is the same for a hot shard and a cold one; the lookups are not
+  // (ElasticRec sizes a shard by its share of lookups).
+  shard: { metric: 'lookups_per_second', name: 'shardwise_rows_served_total', rate: true },
+  dense: { metric: 'requests_per_second', name: 'shardwise_request_duration_seconds_count', stage: 'dense', rate: true },
+  router: { metric: 'inflight_requests', name: 'shardwise_inflight_requests', rate: false },
+  monolithic: { metric: 'inflight_requests', name: 'shardwise_inflight_requests', rate: false },
 };
 
-/** The default metric of each kind: shards and the dense service on requests/s, front ends on in-flight requests. */
-export const metricOfKind = (kind: ServiceKind) => (SERIES[kind].rate ? 'requests_per_second' : 'inflight_requests');
+/** The metric each kind scales on: shards on lookups/s, the dense service on requests/s, front ends on in-flight requests. */
+export const metricOfKind = (kind: ServiceKind) => SERIES[kind].metric;
 
 /** One value of a Prometheus text page (the first series of `name` whose labels include `stage`). */
 function valueOf(text: string, name: string, stage?: string): number | undefined {

@@ -41,7 +41,7 @@ interface ServeOptions {
   adminPort?: number;
   adminTokenFile?: string;
   autoscale?: boolean;
-  shardTargetRps: number;
+  shardTargetLookups: number;
   denseTargetRps: number;
   frontEndTargetInflight: number;
   maxReplicas: number;
@@ -56,7 +56,7 @@ function autoscaleLoop(supervisor: LocalSupervisor, opts: ServeOptions): Autosca
     scaleUp: { ...HPA_DEFAULT_BEHAVIOR.scaleUp, stabilizationWindowS: opts.scaleUpWindowS },
     scaleDown: { ...HPA_DEFAULT_BEHAVIOR.scaleDown, stabilizationWindowS: opts.scaleDownWindowS },
   };
-  const target = { shard: opts.shardTargetRps, dense: opts.denseTargetRps, router: opts.frontEndTargetInflight, monolithic: opts.frontEndTargetInflight };
+  const target = { shard: opts.shardTargetLookups, dense: opts.denseTargetRps, router: opts.frontEndTargetInflight, monolithic: opts.frontEndTargetInflight };
   const services = supervisor.state().map((s) => ({ service: s.name, config: autoscalerConfig(metricOfKind(s.kind), target[s.kind], 1, opts.maxReplicas, { behavior, syncPeriodS: opts.syncPeriodS }) }));
   progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
   return new AutoscaleLoop(supervisor, services, createLogger('autoscaler'));
@@ -98,8 +98,8 @@ export function registerServe(program: Command): void {
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
-    .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards and the dense service on requests/s per replica, the router (or monolith) on in-flight requests')
-    .option('--shard-target-rps <r>', 'autoscale: requests per second per shard replica (set it below the capacity `shardwise calibrate` measures)', positiveNumber, 500)
+    .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight requests')
+    .option('--shard-target-lookups <n>', 'autoscale: embedding lookups per second per shard replica (set it below what one replica gathers: `shardwise calibrate`)', positiveNumber, 1_000_000)
     .option('--dense-target-rps <r>', 'autoscale: requests per second per dense replica', positiveNumber, 500)
     .option('--front-end-target-inflight <n>', 'autoscale: in-flight queries per router (or monolith) replica', positiveNumber, 16)
     .option('--max-replicas <n>', 'the most replicas of any one service (scale and autoscale)', positiveInt, 16)
