@@ -16,7 +16,7 @@
  * Writes docs/bench-elastic.json (both timelines) and docs/bench-elastic.svg (vega-lite).
  *
  * Env: ROWS per table (1000000), STAIRS qps per step (100,300,600,900,600,300,100), STEP_S (20),
- * CPUS per replica (0.25), SLA_MS (50), SYNC_S (2), DOWN_WINDOW_S (30), SHARD_LOOKUPS (600000),
+ * CPUS per replica (0.25), SLA_MS (50), SYNC_S (2), DOWN_WINDOW_S (30), SHARD_LOOKUPS (1200000),
  * INFLIGHT (4) per front-end replica. Admission control is off in both: the autoscaler, not
  * refusals, is what follows the load here, and a refused query would count as lost.
  */
@@ -41,7 +41,7 @@ const CPUS = Number(process.env.CPUS ?? 0.25);
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const SYNC_S = process.env.SYNC_S ?? '2';
 const DOWN_WINDOW_S = process.env.DOWN_WINDOW_S ?? '30';
-const SHARD_LOOKUPS = process.env.SHARD_LOOKUPS ?? '600000';
+const SHARD_LOOKUPS = process.env.SHARD_LOOKUPS ?? '1200000';
 const INFLIGHT = process.env.INFLIGHT ?? '4';
 const GiB = 1 << 30;
 const log = (s: string) => process.stderr.write(`${s}\n`);
