@@ -13,7 +13,7 @@ const isCount = (v: unknown, min: number) => Number.isInteger(v) && (v as number
  * table's rows exactly once. The error names the field and what was expected.
  */
 /** Names of the services a plan's shards sit beside in a deployment (its control plane keys services by name). */
-const RESERVED_SERVICE_NAMES = ['router', 'dense', 'model'];
+const RESERVED_SERVICE_NAMES = ['router', 'dense'];
 
 export function validatePlan(plan: Plan, config: ModelConfig, file = 'plan'): void {
   const fail = (msg: string, hint?: string): never => {
