@@ -19,7 +19,7 @@ import { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
-import { formatBytes, renderTable } from '../src/util/format.ts';
+import { renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/process-stats.ts';
 import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
 

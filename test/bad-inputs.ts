@@ -142,8 +142,8 @@ export function badInputBattery(config: ModelConfig, good: Batch, seed: number):
   };
   for (const n of [0, 1, 2]) {
     for (const size of [-1, 1.5, '8', null, 1e300, 2 ** 53, 3]) bin(`${names[n]} binary_data_size ${JSON.stringify(size)}`, (h) => void (h.inputs[n].parameters = { binary_data_size: size as never }));
-    bin(`${names[n]} bytes one short`, (h, t) => void (t[n] = t[n].subarray(1)));
-    bin(`${names[n]} bytes one over`, (h, t) => void (t[n] = Buffer.concat([t[n], Buffer.alloc(1)])));
+    bin(`${names[n]} bytes one short`, (_h, t) => void (t[n] = t[n].subarray(1)));
+    bin(`${names[n]} bytes one over`, (_h, t) => void (t[n] = Buffer.concat([t[n], Buffer.alloc(1)])));
     bin(`${names[n]} shape [4294967295]`, (h) => void (h.inputs[n].shape = [4294967295]));
     bin(`${names[n]} shape [1e300]`, (h) => void (h.inputs[n].shape = [1e300]));
     bin(`${names[n]} shape doubled`, (h) => void (h.inputs[n].shape = h.inputs[n].shape.map((d, i) => (i === 0 ? d * 2 : d))));
@@ -152,11 +152,11 @@ export function badInputBattery(config: ModelConfig, good: Batch, seed: number):
   bin('no Inference-Header-Content-Length', () => ({ headerLength: '' }));
   bin('header length past the body', () => ({ headerLength: '99999999' }));
   bin('header length inside the JSON', (h) => ({ headerLength: String(Math.floor(JSON.stringify(h).length / 2)) }));
-  bin('INT64 id with the high word set', (h, t) => void t[1].writeInt32LE(1, 4));
-  bin('INT64 negative id', (h, t) => void t[1].writeBigInt64LE(-5n, 0));
-  bin('INT64 offset past the ids', (h, t) => void t[2].writeBigInt64LE(99999n, 8));
-  bin('dense NaN bits', (h, t) => void t[0].writeUInt32LE(0x7fc00000, 0));
-  bin('dense Infinity bits', (h, t) => void t[0].writeUInt32LE(0x7f800000, 4));
+  bin('INT64 id with the high word set', (_h, t) => void t[1].writeInt32LE(1, 4));
+  bin('INT64 negative id', (_h, t) => void t[1].writeBigInt64LE(-5n, 0));
+  bin('INT64 offset past the ids', (_h, t) => void t[2].writeBigInt64LE(99999n, 8));
+  bin('dense NaN bits', (_h, t) => void t[0].writeUInt32LE(0x7fc00000, 0));
+  bin('dense Infinity bits', (_h, t) => void t[0].writeUInt32LE(0x7f800000, 4));
   for (const dt of ['FP32', 'INT32', 'FP16']) bin(`indices as ${dt}`, (h) => void (h.inputs[1].datatype = dt));
 
   // Sizes: a body over the limit by its declared length (the server must not wait for it) and a JSON part over its own limit.
