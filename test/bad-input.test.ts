@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { presetConfig } from '../src/model/presets.ts';
@@ -6,14 +6,12 @@ import { generateModel } from '../src/model/generate.ts';
 import { loadModel } from '../src/model/store.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
-import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { inferBinary } from '../src/protocol/oip-client.ts';
-import { silentLogger } from '../src/util/log.ts';
 import { badInputBattery } from './bad-inputs.ts';
 import { maxAbsDiff, tempDir } from './helpers.ts';
+import { testDeployments } from './deployments.ts';
 import { sendRaw } from './raw-http.ts';
 
 const dir = tempDir();
@@ -21,16 +19,11 @@ const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', row
 const modelDir = path.join(dir, 'model');
 generateModel(modelDir, config, 5);
 
-const running = new Set<LocalSupervisor>();
-after(async () => {
-  for (const s of running) await s.stop();
-});
+const deployments = testDeployments({ deadlineMs: 5000 });
 
 test('a seeded battery of 500+ bad requests against serve --plan: every answer a 4xx with a JSON reason, no process dies, good queries keep their scores', async () => {
   const plan = rowWisePlan(config, { shards: 2, replicas: 2, cacheRows: 16, dense: 'service', denseReplicas: 1 });
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, log: silentLogger });
-  running.add(sup);
-  await sup.start();
+  const sup = await deployments.serve({ modelDir, plan });
   const reference = await ReferenceModel.create(loadModel(modelDir));
   try {
     const gen = new QueryGenerator(config, { queries: 100, batch: 3, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 9 });
@@ -67,7 +60,6 @@ test('a seeded battery of 500+ bad requests against serve --plan: every answer a
     assert.equal((await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).status, 200);
   } finally {
     await reference.close();
-    await sup.stop();
-    running.delete(sup);
+    await deployments.stop(sup);
   }
 });

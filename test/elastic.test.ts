@@ -1,13 +1,12 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { presetConfig } from '../src/model/presets.ts';
 import { generateModel } from '../src/model/generate.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
-import { LocalSupervisor, type SupervisorEvent } from '../src/cluster/supervisor.ts';
+import type { SupervisorEvent } from '../src/cluster/supervisor.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { QueryGenerator, writeTrace } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
@@ -15,6 +14,7 @@ import { silentLogger } from '../src/util/log.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { cliAsync, tempDir } from './helpers.ts';
+import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
 const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
@@ -25,18 +25,9 @@ const encoded = encodeQueries(Array.from({ length: 200 }, () => gen.next()), con
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });
 
-const running = new Set<LocalSupervisor>();
-after(async () => {
-  for (const s of running) await s.stop();
-});
-
-async function serve(): Promise<LocalSupervisor> {
-  // Admission control off: the point is that scaling itself fails no query.
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 2000, coalesce: DEFAULT_COALESCING, admission: null, log: silentLogger });
-  running.add(sup);
-  await sup.start();
-  return sup;
-}
+// Admission control off: the point is that scaling itself fails no query.
+const deployments = testDeployments({ admission: null });
+const serve = () => deployments.serve({ modelDir, plan });
 
 test('scale a shard, then the router, up and down under load: zero failed queries, new replicas serve, drained ones leave rotation before they stop', async () => {
   const sup = await serve();
@@ -69,8 +60,7 @@ test('scale a shard, then the router, up and down under load: zero failed querie
     assert.deepEqual(events.filter((e) => e.type === 'scaled').map((e) => e.type === 'scaled' && `${e.service} ${e.from}→${e.to}`), ['shard-1 1→3', 'shard-1 3→1', 'router 1→2', 'router 2→1']);
     assert.ok(events.every((e) => e.model === 'tiny'));
   } finally {
-    await sup.stop();
-    running.delete(sup);
+    await deployments.stop(sup);
   }
 });
 
@@ -108,8 +98,7 @@ test('admin API: state without a token, changes only with it; 404 and 400 say wh
     assert.match(refused.stderr, /401 missing or wrong admin token/);
   } finally {
     await admin.close();
-    await sup.stop();
-    running.delete(sup);
+    await deployments.stop(sup);
   }
 });
 

@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -6,12 +6,10 @@ import { presetConfig } from '../src/model/presets.ts';
 import { generateModel } from '../src/model/generate.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
-import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
-import { silentLogger } from '../src/util/log.ts';
 import { tempDir } from './helpers.ts';
+import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
 const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
@@ -20,16 +18,11 @@ generateModel(modelDir, config, 5);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 
-const running = new Set<LocalSupervisor>();
-after(async () => {
-  for (const s of running) await s.stop();
-});
+const deployments = testDeployments();
 
 test('every replica\'s /metrics passes promtool, event-loop lag reads in seconds, and a restarted replica keeps its metrics port', { skip: promtool ? false : 'promtool (Debian prometheus) is not installed; .ci/run installs it' }, async () => {
   const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 8, dense: 'service', denseReplicas: 1 });
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 2000, coalesce: DEFAULT_COALESCING, log: silentLogger });
-  running.add(sup);
-  await sup.start();
+  const sup = await deployments.serve({ modelDir, plan });
   try {
     const gen = new QueryGenerator(config, { queries: 20, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 2 });
     for (let i = 0; i < 20; i++) await inferBinary(`http://127.0.0.1:${sup.routerPort}`, config.name, gen.next(), config.numDense);
@@ -50,7 +43,6 @@ test('every replica\'s /metrics passes promtool, event-loop lag reads in seconds
     assert.equal(back.metricsPort, shard.metricsPort);
     assert.equal(await scrapeMetric(`http://127.0.0.1:${back.metricsPort}`, 'shardwise_rows_held'), 1001 + 37 + 2003 - (plan.shards[0].pieces.reduce((s, p) => s + p.rowEnd - p.rowStart, 0)));
   } finally {
-    await sup.stop();
-    running.delete(sup);
+    await deployments.stop(sup);
   }
 });

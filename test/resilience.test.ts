@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,14 +7,13 @@ import { generateModel } from '../src/model/generate.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import type { Plan } from '../src/plan/types.ts';
-import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
+import type { LocalSupervisor, SupervisorOptions } from '../src/cluster/supervisor.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { probeHealth } from '../src/bench/health-probe.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
-import { silentLogger } from '../src/util/log.ts';
 import { tempDir } from './helpers.ts';
+import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
 const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
@@ -24,22 +23,9 @@ const gen = new QueryGenerator(config, { queries: 200, batch: 4, access: { kind:
 const encoded = encodeQueries(Array.from({ length: 200 }, () => gen.next()), config.numDense);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const running = new Set<LocalSupervisor>();
-after(async () => {
-  for (const s of running) await s.stop();
-});
-
-async function serve(plan: Plan | null, deadlineMs = 2000, opts: Partial<ConstructorParameters<typeof LocalSupervisor>[0]> = {}): Promise<LocalSupervisor> {
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs, coalesce: DEFAULT_COALESCING, log: silentLogger, ...opts });
-  running.add(sup);
-  await sup.start();
-  return sup;
-}
-
-async function stop(sup: LocalSupervisor) {
-  await sup.stop();
-  running.delete(sup);
-}
+const deployments = testDeployments();
+const serve = (plan: Plan | null, deadlineMs = 2000, opts: Partial<SupervisorOptions> = {}) => deployments.serve({ modelDir, plan, deadlineMs, ...opts });
+const stop = deployments.stop;
 
 /** Open-loop load after half a second of warm-up (a cold process is slow for its first queries). */
 const load = (sup: LocalSupervisor, qps: number, durationS: number) => runOpenLoop({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name }, encoded, { qps, durationS, timeoutMs: 5000, warmupS: 0.5 });

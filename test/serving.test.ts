@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as http from 'node:http';
@@ -10,8 +10,6 @@ import type { ModelConfig } from '../src/model/types.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { validatePlan } from '../src/plan/validate.ts';
-import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { DEFAULT_COALESCING } from '../src/serving/coalescing-engine.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { decodeBinaryScores, encodeRequest } from '../src/protocol/oip.ts';
@@ -28,7 +26,7 @@ import { runPlanner } from '../src/planner/planner.ts';
 import { writePlan, readPlan } from '../src/plan/validate.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { maxAbsDiff, tempDir } from './helpers.ts';
-import { silentLogger } from '../src/util/log.ts';
+import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
 /** tiny, with a mean-pooling twin and uneven tables so pieces split tables at odd boundaries. */
@@ -38,27 +36,14 @@ const models = { sum: path.join(dir, 'sum'), mean: path.join(dir, 'mean') };
 generateModel(models.sum, sumConfig, 5);
 generateModel(models.mean, meanConfig, 5);
 
-const running = new Set<LocalSupervisor>();
-after(async () => {
-  for (const s of running) await s.stop();
-});
-
 /**
  * Dynamic batching on, as `serve` runs by default; the concurrent test below makes it merge.
  * Admission control off: these tests fire closed bursts at cold servers to check scores, and a
  * burst that keeps a cold process busy is what admission refuses (test/resilience.test.ts).
  */
-async function serve(modelDir: string, plan: Plan | null): Promise<LocalSupervisor> {
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING, admission: null, log: silentLogger });
-  running.add(sup);
-  await sup.start();
-  return sup;
-}
-
-async function stop(sup: LocalSupervisor) {
-  await sup.stop();
-  running.delete(sup);
-}
+const deployments = testDeployments({ deadlineMs: 5000, admission: null });
+const serve = (modelDir: string, plan: Plan | null) => deployments.serve({ modelDir, plan });
+const stop = deployments.stop;
 
 function queries(config: ModelConfig, n: number, seed: number): Batch[] {
   const gen = new QueryGenerator(config, { queries: n, batch: 5, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed });
