@@ -11,7 +11,7 @@ import { HPA_DEFAULT_BEHAVIOR, autoscalerConfig } from '../../cluster/autoscaler
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
-import { badArgument } from '../../util/errors.ts';
+import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress } from '../options.ts';
 
@@ -66,7 +66,10 @@ function autoscaleLoop(supervisor: LocalSupervisor, opts: ServeOptions): Autosca
 async function startAdmin(supervisor: LocalSupervisor, port: number, tokenFile: string | undefined, autoscale: AutoscaleLoop | null) {
   const token = process.env.SHARDWISE_ADMIN_TOKEN || newAdminToken();
   const server = new AdminServer(supervisor, token, createLogger('admin'), () => autoscale?.decisions ?? new Map());
-  const bound = await server.listen(port);
+  const bound = await server.listen(port).catch(async (e: NodeJS.ErrnoException) => {
+    await supervisor.stop();
+    throw new ShardwiseError(ErrorCodes.SERVICE, `the admin API cannot listen on 127.0.0.1:${port} (${e.code ?? e.message})`, 'pick another with --admin-port (0: any free port)');
+  });
   const file = tokenFile ?? adminTokenFile(bound);
   writeTokenFile(file, token);
   return {
