@@ -214,6 +214,8 @@ export class LocalSupervisor {
   private readonly listeners: ((e: SupervisorEvent) => void)[] = [];
   /** Scale-ins waiting for the routers to finish with a replica: address → routers (pids) yet to say so. */
   private readonly drainWaits = new Map<string, { routers: Set<number>; done: () => void }>();
+  /** Per service, replicas out of rotation that are finishing their requests before they stop. */
+  private readonly draining = new Map<string, Set<Replica>>();
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -260,7 +262,6 @@ export class LocalSupervisor {
     for (const l of this.listeners) l(event);
   }
 
-  private readonly draining = new Map<string, Set<Replica>>();
   private drainingReplicas(service: string): Replica[] {
     return [...(this.draining.get(service) ?? [])];
   }
@@ -386,8 +387,8 @@ export class LocalSupervisor {
         if (this.stopped) return;
       }
       try {
-        // A router comes back with the internal services' current addresses, not those of its first start.
-        const cfg = r.cfg.role === 'router' ? { ...r.cfg, ...this.internalAddresses(r.cfg.plan) } : r.cfg;
+        // The slot's config as a new replica would get it (a router: today's addresses), on the slot's metrics port.
+        const cfg = { ...this.services.get(r.info.service)!.configFor(r.info.replica), metricsPort: r.cfg.metricsPort };
         const fresh = await this.spawn(cfg, attempt);
         fresh.restartTimes = deaths;
         if (this.stopped) return void fresh.child.kill('SIGTERM');
