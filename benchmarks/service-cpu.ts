@@ -4,11 +4,13 @@
  * SHARDS (4) in hotness order, side by side: CPU of every service process and of the load
  * generator (this process), in cores (CPU seconds per second) and ms per query, and latency.
  * CPU time is steadier than latency on a shared VM, so optimizations are judged here first.
+ * Each service's CPU per query is also given as a multiple of its kernels alone on the same
+ * queries in one process (benchmarks/kernel-baseline.ts): what serving costs above the math.
  *
  * Env: QPS, DURATION_S, SHARDS, ROWS per table (100000), DENSE=service (the dense half in its
  * own service instead of the router), COALESCE and QUEUE_DELAY_MS (as in bench:serving),
- * PROFILE=1 (every service runs under V8's CPU profiler; prints each one's busiest functions,
- * self time, over its whole life). The services' own settings apply as usual:
+ * PROFILE=1 (every service runs under V8's CPU profiler; prints each one's busiest functions
+ * by self time over the measured window only, not start-up). The services' own settings apply as usual:
  * SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
  * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections.
  */
@@ -16,11 +18,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Plan } from '../src/plan/types.ts';
-import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { compiledSupervisor } from './compiled.ts';
 import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { processCpuSeconds } from '../src/util/process-stats.ts';
 import { renderTable } from '../src/util/format.ts';
 import { BATCH, LOCALITY, coalescingFromEnv, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
+import { kernelBaseline } from './kernel-baseline.ts';
 
 const QPS = Number(process.env.QPS ?? 450);
 const DURATION_S = Number(process.env.DURATION_S ?? 30);
@@ -28,11 +31,15 @@ const SHARDS = Number(process.env.SHARDS ?? 4);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const DENSE = process.env.DENSE === 'service' ? 'service' : 'router';
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const LocalSupervisor = await compiledSupervisor();
 const profileDir = process.env.PROFILE === '1' ? fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-cpuprofile-')) : null;
 if (profileDir) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`;
 
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; ${QPS} qps offered for ${DURATION_S} s`);
-const { config, modelDir, profileFile, encoded, remove } = rm1Workload('cpu', ROWS, 2000, 2);
+const { config, modelDir, profileFile, queries, encoded, remove } = rm1Workload('cpu', ROWS, 2000, 2);
+const plan = hotnessRowWisePlan(config, SHARDS, profileFile, DENSE);
+log('kernels alone, in this process, on the same queries …');
+const kernels = await kernelBaseline(modelDir, config, plan, queries);
 
 interface Measured {
   label: string;
@@ -40,6 +47,8 @@ interface Measured {
   pids: Map<number, string>;
   /** CPU seconds per service (replicas summed) over the measured window. */
   cpu: Map<string, number>;
+  /** The measured window on the monotonic clock V8's profiles use, in µs. */
+  windowUs: [number, number];
   /** Seconds spent per `service/stage` over the window, from the services' stage histograms. */
   stages: Map<string, number>;
   run: RunResult;
@@ -59,6 +68,9 @@ async function allStageSeconds(ports: number[]): Promise<Map<string, number>> {
   return out;
 }
 
+/** The load generator's CPU ms per query through node:http (its default is undici), on the monolith. */
+let nodeHttpMs = NaN;
+
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
   log(`== ${label}`);
   const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: coalescingFromEnv() });
@@ -71,21 +83,40 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
     const stagesBefore = await allStageSeconds(ports);
     const before = replicas.map((r) => processCpuSeconds(r.pid));
     const self = process.cpuUsage();
+    const from = Number(process.hrtime.bigint() / 1000n);
     const run = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000 });
     const selfUsage = process.cpuUsage(self);
+    const windowUs: [number, number] = [from, Number(process.hrtime.bigint() / 1000n)];
     const stages = await allStageSeconds(ports);
     for (const [k, v] of stagesBefore) stages.set(k, stages.get(k)! - v);
     const cpu = new Map<string, number>();
     replicas.forEach((r, i) => cpu.set(r.service, (cpu.get(r.service) ?? 0) + processCpuSeconds(r.pid) - before[i]));
     cpu.set('load generator (this process)', (selfUsage.user + selfUsage.system) / 1e6);
     log(`  ${run.achievedQps.toFixed(0)} qps served, p99 ${run.latency.p99Ms.toFixed(1)} ms`);
-    return { label, pids: new Map(replicas.map((r) => [r.pid, r.service])), cpu, stages, run };
+    if (!plan) {
+      // The load generator's baseline: the same load on the same deployment through node:http.
+      const base = process.cpuUsage();
+      const baseline = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000, client: 'node-http' });
+      const used = process.cpuUsage(base);
+      nodeHttpMs = (used.user + used.system) / 1000 / baseline.ok;
+      log(`  load generator through node:http: ${nodeHttpMs.toFixed(3)} ms CPU per query`);
+    }
+    return { label, pids: new Map(replicas.map((r) => [r.pid, r.service])), windowUs, cpu, stages, run };
   } finally {
     await sup.stop();
   }
 }
 
-const deployments = [await measure('monolithic', null), await measure(`disaggregated: ${SHARDS} shards, row-wise in hotness order, dense ${DENSE === 'service' ? 'service' : 'in router'}, cache 2%`, hotnessRowWisePlan(config, SHARDS, profileFile, DENSE))];
+const deployments = [await measure('monolithic', null), await measure(`disaggregated: ${SHARDS} shards, row-wise in hotness order, dense ${DENSE === 'service' ? 'service' : 'in router'}, cache 2%`, plan)];
+
+const perQueryOf = (d: Measured, service: string) => (1000 * d.cpu.get(service)!) / d.run.ok;
+
+/** The kernels' CPU ms per query of a service, where bench:cpu has one (the dense service's is not split out). */
+const kernelMs = (service: string): number | undefined => (service === 'model' ? kernels.monolith : service === 'router' && DENSE === 'router' ? kernels.router : kernels.shards.get(service));
+const multiple = (service: string, ms: number) => {
+  const k = kernelMs(service);
+  return k === undefined ? '' : `${(ms / k).toFixed(1)}x`;
+};
 
 const rows: (string | number)[][] = [];
 for (const d of deployments) {
@@ -94,17 +125,19 @@ for (const d of deployments) {
   let total = 0;
   for (const [service, seconds] of d.cpu) {
     if (!service.startsWith('load generator')) total += seconds;
-    rows.push([d.label, service, (seconds / DURATION_S).toFixed(3), ((1000 * seconds) / queries).toFixed(3)]);
+    const ms = (1000 * seconds) / queries;
+    rows.push([d.label, service, (seconds / DURATION_S).toFixed(3), ms.toFixed(3), kernelMs(service)?.toFixed(3) ?? '', multiple(service, ms)]);
   }
-  rows.push([d.label, `all ${services} services`, (total / DURATION_S).toFixed(3), ((1000 * total) / queries).toFixed(3)]);
+  rows.push([d.label, `all ${services} services`, (total / DURATION_S).toFixed(3), ((1000 * total) / queries).toFixed(3), '', '']);
 }
 console.log(`\nbench:cpu — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, ${QPS} qps offered for ${DURATION_S} s, everything on this machine`);
-console.log(renderTable(['deployment', 'process', 'cores', 'CPU ms per query'], rows));
+console.log(renderTable(['deployment', 'process', 'cores', 'CPU ms per query', 'kernels ms per query', 'x kernels'], rows));
 console.log('');
 for (const d of deployments) {
   const l = d.run.latency;
-  console.log(`${d.label}: ${d.run.achievedQps.toFixed(0)} qps served, p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, errors ${d.run.errors + d.run.timeouts}`);
+  console.log(`${d.label}: ${d.run.achievedQps.toFixed(0)} qps served, p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, refused ${d.run.rejected}, errors ${d.run.errors + d.run.timeouts}`);
 }
+console.log(`load generator CPU per query on the monolith: undici ${perQueryOf(deployments[0], 'load generator (this process)').toFixed(3)} ms, node:http ${nodeHttpMs.toFixed(3)} ms (${(perQueryOf(deployments[0], 'load generator (this process)') / nodeHttpMs).toFixed(2)}x)`);
 console.log('\nwall time per query in each stage (stage histograms; includes waiting, so stages overlap):');
 for (const d of deployments) {
   const parts = [...d.stages].filter(([k]) => !k.endsWith('/total')).map(([k, v]) => `${k} ${((1000 * v) / d.run.ok).toFixed(3)} ms`);
@@ -120,22 +153,36 @@ if (profileDir) {
       const m = /^CPU\.\d+\.\d+\.(\d+)\.0\.\d+\.cpuprofile$/.exec(file);
       const service = m && d.pids.get(Number(m[1]));
       if (!service) continue;
-      const { busyMs, top } = summarizeProfile(JSON.parse(fs.readFileSync(path.join(profileDir, file), 'utf8')), 8);
-      console.log(`\nprofile of ${d.label} / ${service} (whole life, ${(busyMs / 1000).toFixed(1)} s busy): ${top.map(([f, share]) => `${f} ${(100 * share).toFixed(1)}%`).join(', ')}`);
+      const { busyMs, top } = summarizeProfile(JSON.parse(fs.readFileSync(path.join(profileDir, file), 'utf8')), d.windowUs, 10);
+      console.log(`\nprofile of ${d.label} / ${service} (measured window, ${(busyMs / 1000).toFixed(1)} s busy): ${top.map(([f, share]) => `${f} ${(100 * share).toFixed(1)}%`).join(', ')}`);
     }
   }
   fs.rmSync(profileDir, { recursive: true, force: true });
 }
 remove();
 
-/** V8 .cpuprofile: the busiest functions by self time, as shares of the non-idle samples. */
-function summarizeProfile(profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] }, n: number) {
+const shardMultiples = plan.shards.map((s) => perQueryOf(deployments[1], s.name) / kernels.shards.get(s.name)!);
+const generatorMs = deployments.map((d) => perQueryOf(d, 'load generator (this process)'));
+console.log(
+  `\nmonolith ${multiple('model', perQueryOf(deployments[0], 'model'))} kernels, ` +
+    (DENSE === 'router' ? `router ${multiple('router', perQueryOf(deployments[1], 'router'))}, ` : '') +
+    `shards ${Math.min(...shardMultiples).toFixed(1)}-${Math.max(...shardMultiples).toFixed(1)}x; load generator ${Math.min(...generatorMs).toFixed(2)}-${Math.max(...generatorMs).toFixed(2)} ms/query`,
+);
+
+/** V8 .cpuprofile: the busiest functions by self time within [from, to] µs (its clock), as shares of the non-idle samples. */
+function summarizeProfile(
+  profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; startTime: number; samples: number[]; timeDeltas: number[] },
+  [from, to]: [number, number],
+  n: number,
+) {
   const frame = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
   const self = new Map<string, number>();
   let busy = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i];
     const f = frame.get(id)!;
-    if (f.functionName === '(idle)') return;
+    if (at < from || at > to || f.functionName === '(idle)') return;
     const name = `${f.functionName || '(anonymous)'}${f.url ? ` (${path.basename(f.url)})` : ''}`;
     self.set(name, (self.get(name) ?? 0) + profile.timeDeltas[i]);
     busy += profile.timeDeltas[i];

@@ -1,0 +1,77 @@
+/**
+ * What a query must compute, with nothing else around it: the kernels of each service on the
+ * same queries, in this one process, no sockets, no parsing, no metrics. bench:cpu divides
+ * each service's CPU per query by these.
+ *
+ *   monolith   every table's embedding-bags, the bottom and top MLPs and the interaction
+ *   router     bucketize, the hot-row cache's bags, adding the shards' partials, the dense half
+ *   shard s    the embedding-bags of its pieces over its part of each query
+ */
+import type { Batch } from '../src/model/batch.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import type { Plan } from '../src/plan/types.ts';
+import { loadModel, readManifest } from '../src/model/store.ts';
+import { ReferenceModel } from '../src/reference/reference-model.ts';
+import { embeddingBag } from '../src/kernels/embedding-bag.ts';
+import { Bucketizer, addPartials } from '../src/serving/bucketize.ts';
+import { readHotnessOrder, readHotnessRanges } from '../src/serving/hotness.ts';
+
+/** CPU ms per query of `fn` over every query, best of `passes` after one warm-up pass. */
+async function cpuMsPerQuery(queries: Batch[], passes: number, fn: (q: Batch, i: number) => unknown): Promise<number> {
+  let best = Infinity;
+  for (let p = 0; p <= passes; p++) {
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < queries.length; i++) await fn(queries[i], i);
+    const u = process.cpuUsage(t0);
+    if (p > 0) best = Math.min(best, (u.user + u.system) / 1000 / queries.length);
+  }
+  return best;
+}
+
+export interface KernelBaseline {
+  monolith: number;
+  router: number;
+  /** Per shard name. */
+  shards: Map<string, number>;
+}
+
+export async function kernelBaseline(modelDir: string, config: ModelConfig, plan: Plan, queries: Batch[], passes = 3): Promise<KernelBaseline> {
+  const model = loadModel(modelDir);
+  const reference = await ReferenceModel.create(model);
+  try {
+    const monolith = await cpuMsPerQuery(queries, passes, (q) => reference.predictValidated(q));
+
+    const T = config.tables.length;
+    const d = config.embeddingDim;
+    const order = readHotnessOrder(plan, config);
+    const cacheRows = plan.router.cacheRows;
+    const bucketizer = new Bucketizer(T, plan.shards, cacheRows, order);
+    const cache = cacheRows > 0 ? config.tables.map((_, t) => ({ ...model.tables[t], data: readHotnessRanges(modelDir, readManifest(modelDir), order, [{ table: t, rowStart: 0, rowEnd: cacheRows }])[0].data })) : null;
+    const manifest = readManifest(modelDir);
+    const pieces = plan.shards.map((s) => readHotnessRanges(modelDir, manifest, order, s.pieces));
+    const pieceTables = plan.shards.map((s) => s.pieces.map((p) => p.table));
+    // Each shard's partials per query, computed once, so the router's pass adds them without redoing the shards' work.
+    const splits = queries.map((q) => bucketizer.split(q));
+    const gather = (s: number, q: Batch, i: number) => {
+      const req = splits[i].shards[s];
+      const P = pieces[s].length;
+      const sums = new Float32Array(q.size * P * d);
+      for (let p = 0; p < P; p++) embeddingBag(pieces[s][p].data, d, req.ids, req.offsets, req.weights, false, q.size, p, P, sums, p * d, P * d);
+      return sums;
+    };
+    const partials = queries.map((q, i) => plan.shards.map((_, s) => gather(s, q, i)));
+    const shards = new Map<string, number>();
+    for (let s = 0; s < plan.shards.length; s++) shards.set(plan.shards[s].name, await cpuMsPerQuery(queries, passes, (q, i) => gather(s, q, i)));
+
+    const router = await cpuMsPerQuery(queries, passes, (q, i) => {
+      const split = bucketizer.split(q);
+      const vectors = new Float32Array(q.size * (T + 1) * d);
+      if (cache) for (let t = 0; t < T; t++) embeddingBag(cache[t].data, d, split.cache.ids, split.cache.offsets, split.cache.weights, false, q.size, t, T, vectors, (t + 1) * d, (T + 1) * d);
+      partials[i].forEach((sums, s) => addPartials(vectors, sums, q.size, pieceTables[s], T, d));
+      return reference.dense.forward(q.dense, vectors, q.size);
+    });
+    return { monolith, router, shards };
+  } finally {
+    await reference.close();
+  }
+}
