@@ -73,7 +73,8 @@ let nodeHttpMs = NaN;
 
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
   log(`== ${label}`);
-  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: coalescingFromEnv() });
+  // No admission control: at a fixed load under capacity, a refusal on a scheduling stall would only skew the per-query figures.
+  const sup = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: coalescingFromEnv(), admission: null });
   await sup.start();
   try {
     const target = { url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name };

@@ -12,6 +12,7 @@ import { registerBench } from './commands/bench.ts';
 import { registerProfile } from './commands/profile.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerAdmin } from './commands/admin.ts';
+import { registerReplicas } from './commands/replica.ts';
 
 // `shardwise serve … | head` must not die with the pipe.
 guardStdio();
@@ -33,6 +34,7 @@ registerPlan(program);
 registerServe(program);
 registerBench(program);
 registerAdmin(program);
+registerReplicas(program);
 
 try {
   await program.parseAsync(process.argv);

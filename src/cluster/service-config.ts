@@ -12,24 +12,41 @@ interface ReplicaSlot {
   modelDir: string;
   /** Port for /metrics and health: 0 picks one; a restarted replica gets its slot's port again. */
   metricsPort: number;
+  /** Address the metrics port binds (default 127.0.0.1: beyond loopback only when asked). */
+  metricsHost?: string;
+}
+
+/** Where an internal service (shard, dense) takes frames: a Unix socket (same machine) or TCP. */
+interface FrameListen {
+  socketPath?: string;
+  /** TCP address when there is no socket path (default 127.0.0.1, any free port). */
+  listen?: { host: string; port: number };
 }
 
 /** A public front end's HTTP settings. */
 export interface FrontEndConfig {
   port: number;
+  /** Address the public port binds (default 127.0.0.1). */
+  host?: string;
   coalesce: CoalescingOptions | null;
   limits: HttpLimits;
   admission: AdmissionOptions | null;
 }
 
-/** What the supervisor tells a child process to be (passed as JSON in SHARDWISE_SERVICE). */
-export type ServiceConfig = ReplicaSlot &
+/** What one replica of a service is, however it was started (by the supervisor, or as a pod's command). */
+export type ReplicaConfig = ReplicaSlot &
   (
-    | { role: 'shard'; plan: Plan; shard: number; socketPath?: string }
-    | { role: 'dense'; socketPath?: string }
-    | ({ role: 'router'; plan: Plan; shards: Address[][]; dense: Address[]; deadlineMs: number } & FrontEndConfig)
+    | ({ role: 'shard'; plan: Plan; shard: number } & FrameListen)
+    | ({ role: 'dense' } & FrameListen)
+    | ({ role: 'router'; plan: Plan; deadlineMs: number } & FrontEndConfig)
     | ({ role: 'monolithic' } & FrontEndConfig)
   );
+
+/**
+ * What the supervisor tells a child process to be (passed as JSON in SHARDWISE_SERVICE): a
+ * router also gets the replicas it starts with; updates follow over IPC.
+ */
+export type ServiceConfig = Exclude<ReplicaConfig, { role: 'router' }> | (Extract<ReplicaConfig, { role: 'router' }> & { shards: Address[][]; dense: Address[] });
 
 /** Messages between the supervisor and a child over the IPC channel. */
 export type ChildMessage =

@@ -34,7 +34,11 @@ export class FrameClient {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(readonly address: Address) {}
+  constructor(
+    readonly address: Address,
+    /** A connection not up within this long fails (a host that is gone drops SYNs: without it, minutes). */
+    private readonly connectTimeoutMs = 1000,
+  ) {}
 
   get outstanding(): number {
     return this.pending.size;
@@ -47,7 +51,11 @@ export class FrameClient {
       const socket = this.address.path !== undefined ? net.connect(this.address.path) : net.connect(this.address.port, this.address.host);
       socket.setNoDelay(true);
       const decoder = new FrameDecoder();
+      const connectTimer = setTimeout(() => socket.destroy(new Error(`not connected within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
       socket.once('connect', () => {
+        clearTimeout(connectTimer);
+        // A peer whose host vanished (link cut, node lost) sends no FIN: keepalive probes find it.
+        if (this.address.path === undefined) socket.setKeepAlive(true, 5000);
         this.socket = socket;
         this.connecting = null;
         resolve(socket);
@@ -60,6 +68,7 @@ export class FrameClient {
         }
       });
       const fail = (e?: Error) => {
+        clearTimeout(connectTimer);
         const err = new TransportError(ErrorCodes.SERVICE, `connection to ${addressKey(this.address)} lost${e ? ` (${e.message})` : ''}`);
         if (this.connecting) {
           this.connecting = null;

@@ -186,7 +186,7 @@ export class ReplicaPool {
         });
       };
       const first = this.pick(attempts);
-      if (!first) return reject(new TransportError(ErrorCodes.SERVICE, `service ${this.service} has no replicas`, 'the supervisor restarts failed replicas; check its log'));
+      if (!first) return reject(new TransportError(ErrorCodes.SERVICE, `service ${this.service} has no replicas`, 'check that its replicas run and are ready (the local supervisor restarts failed ones; on Kubernetes, its pods and their readiness)'));
       launch(first);
       if (this.members.length > 1 && this.hedgeDelay < deadline - Date.now()) {
         hedgeTimer = setTimeout(() => {

@@ -1,0 +1,143 @@
+import type { Command } from 'commander';
+import { readManifest } from '../../model/store.ts';
+import { configOf } from '../../model/manifest.ts';
+import { readPlan } from '../../plan/validate.ts';
+import { badArgument } from '../../util/errors.ts';
+import { createLogger, type Logger } from '../../util/log.ts';
+import type { Running } from '../../cluster/replica-runtime.ts';
+import { nonNegativeInt, positiveInt, positiveNumber } from '../options.ts';
+
+/** `shardwise shard|dense|router`: one replica of one service of a plan, in the foreground (a pod's command). */
+interface ReplicaOptions {
+  model: string;
+  plan: string;
+  service?: string;
+  listen: string;
+  metricsListen: string;
+  drainGraceMs: number;
+}
+
+interface RouterOptions extends ReplicaOptions {
+  replicas: string[];
+  discover?: string;
+  dnsServer: string[];
+  deadlineMs: number;
+  slaP99Ms: number;
+  coalesce: number;
+  admission: boolean;
+}
+
+const collect = (value: string, list: string[]) => [...list, value];
+
+function common(cmd: Command, what: string, listenDefault: string): Command {
+  return cmd
+    .requiredOption('--model <dir>', 'model directory (on Kubernetes: the read-only model volume)')
+    .requiredOption('--plan <file>', 'plan JSON (from `shardwise plan`; on Kubernetes: the ConfigMap)')
+    .option('--listen <host:port>', `where ${what} listens; beyond loopback only when asked (0.0.0.0:PORT in a pod)`, listenDefault)
+    .option('--metrics-listen <host:port>', '/metrics and health (/v2/health/live, /v2/health/ready) of this replica', '127.0.0.1:9090')
+    .option('--drain-grace-ms <ms>', 'on SIGTERM: stay up (not ready) this long so load balancers and routers stop sending, then drain in-flight requests and exit', nonNegativeInt, 5000);
+}
+
+/** Runs one replica until SIGTERM or SIGINT: then not ready, the grace, drain, exit 0. */
+async function runReplica(log: Logger, start: () => Promise<Running>, drainGraceMs: number): Promise<void> {
+  const running = await start();
+  log.info(`ready: ${running.socketPath ?? `port ${running.port}`}, metrics port ${running.metricsPort}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string, graceMs: number) => {
+      log.info(`${signal}: ${graceMs > 0 ? `not ready; ${graceMs} ms grace, then ` : ''}draining and stopping`);
+      void running.close(graceMs, false).then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM', drainGraceMs));
+    process.once('SIGINT', () => stop('SIGINT', 0));
+  });
+  log.info('stopped');
+  process.exit(0);
+}
+
+function load(opts: ReplicaOptions) {
+  const config = configOf(readManifest(opts.model));
+  return { config, plan: readPlan(opts.plan, config) };
+}
+
+async function hostPort(text: string, what: string) {
+  const { parseHostPort } = await import('../../serving/dns-replica-source.ts');
+  return parseHostPort(text, what, true);
+}
+
+export function registerReplicas(program: Command): void {
+  common(program.command('shard').description('serve one replica of one embedding shard of a plan (a pod\'s command)'), 'the shard (internal frames, TCP)', '127.0.0.1:7000')
+    .requiredOption('--service <name>', 'the shard, by its name in the plan (shard-0 …)')
+    .action(async (opts: ReplicaOptions & { service: string }) => {
+      const { plan } = load(opts);
+      const shard = plan.shards.findIndex((s) => s.name === opts.service);
+      if (shard < 0) throw badArgument(`the plan has no shard named ${JSON.stringify(opts.service)}`, `its shards: ${plan.shards.map((s) => s.name).join(', ')}`);
+      const listen = await hostPort(opts.listen, '--listen');
+      const metrics = await hostPort(opts.metricsListen, '--metrics-listen');
+      const { startReplica } = await import('../../cluster/replica-runtime.ts');
+      const log = createLogger(`${opts.service}/${process.pid}`);
+      await runReplica(log, () => startReplica({ role: 'shard', service: opts.service, replica: 0, modelDir: opts.model, plan, shard, listen, metricsHost: metrics.host, metricsPort: metrics.port }, log), opts.drainGraceMs);
+    });
+
+  common(program.command('dense').description("serve one replica of a plan's dense service (bottom MLP, interaction, top MLP)"), 'the dense service (internal frames, TCP)', '127.0.0.1:7000').action(async (opts: ReplicaOptions) => {
+    const { plan } = load(opts);
+    if (plan.dense.placement !== 'service') throw badArgument('this plan runs the dense half inside the router (dense.placement "router"): there is no dense service to start');
+    const listen = await hostPort(opts.listen, '--listen');
+    const metrics = await hostPort(opts.metricsListen, '--metrics-listen');
+    const { startReplica } = await import('../../cluster/replica-runtime.ts');
+    const log = createLogger(`dense/${process.pid}`);
+    await runReplica(log, () => startReplica({ role: 'dense', service: 'dense', replica: 0, modelDir: opts.model, listen, metricsHost: metrics.host, metricsPort: metrics.port }, log), opts.drainGraceMs);
+  });
+
+  common(program.command('router').description('serve one replica of the router: the public OIP API, fanning out to shard (and dense) replicas it discovers'), 'the public HTTP API', '127.0.0.1:8080')
+    .option('--replicas <service=spec>', 'where one service\'s replicas are: shard-0=static:10.0.0.5:7000,10.0.0.6:7000 or shard-0=dns:shard-0.ns.svc.cluster.local:7000 (repeat per service)', collect, [])
+    .option('--discover <template>', "the spec of every service not given by --replicas, {service} replaced by its name: e.g. dns:shardwise-{service}:7000")
+    .option('--dns-server <host[:port]>', 'ask this DNS server (repeatable; default: the system resolver)', collect, [])
+    .option('--deadline-ms <ms>', 'per-query deadline inside the router', positiveInt, 2000)
+    .option('--sla-p99-ms <ms>', 'the p99 target admission control protects', positiveNumber, 50)
+    .option('--coalesce <n>', 'dynamic batching: batches in service at once (0: off)', nonNegativeInt, 2)
+    .option('--no-admission', 'queue every query however late (no 429s)')
+    .action(async (opts: RouterOptions) => {
+      const { plan } = load(opts);
+      const services = [...plan.shards.map((s) => s.name), ...(plan.dense.placement === 'service' ? ['dense'] : [])];
+      const { ReplicaSourceByService, dnsResolver, replicaSourceFromSpec } = await import('../../serving/dns-replica-source.ts');
+      const specs = routerSpecs(opts, services);
+      const log = createLogger(`router/${process.pid}`);
+      const resolver = dnsResolver(opts.dnsServer);
+      const source = new ReplicaSourceByService(new Map([...specs].map(([service, spec]) => [service, replicaSourceFromSpec(service, spec, { resolver, onError: log.warn })])));
+      const listen = await hostPort(opts.listen, '--listen');
+      const metrics = await hostPort(opts.metricsListen, '--metrics-listen');
+      const { startReplica } = await import('../../cluster/replica-runtime.ts');
+      const { admissionForSla } = await import('../../serving/admission.ts');
+      const { DEFAULT_HTTP_LIMITS } = await import('../../serving/http-api.ts');
+      const { DEFAULT_COALESCING } = await import('../../serving/coalescing-engine.ts');
+      const coalesce = opts.coalesce > 0 ? { ...DEFAULT_COALESCING, maxConcurrent: opts.coalesce } : null;
+      const admission = opts.admission ? admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs) : null;
+      await runReplica(
+        log,
+        () =>
+          startReplica(
+            { role: 'router', service: 'router', replica: 0, modelDir: opts.model, plan, deadlineMs: opts.deadlineMs, port: listen.port, host: listen.host, coalesce, limits: DEFAULT_HTTP_LIMITS, admission, metricsHost: metrics.host, metricsPort: metrics.port },
+            log,
+            { source },
+          ),
+        opts.drainGraceMs,
+      );
+    });
+}
+
+/** Each downstream service's replica spec: its own --replicas, else the --discover template; every service needs one. */
+function routerSpecs(opts: RouterOptions, services: string[]): Map<string, string> {
+  const specs = new Map<string, string>();
+  for (const r of opts.replicas) {
+    const eq = r.indexOf('=');
+    const service = r.slice(0, eq);
+    if (eq < 1 || !services.includes(service)) throw badArgument(`--replicas ${JSON.stringify(r)}: ${eq < 1 ? 'give SERVICE=SPEC' : `the plan has no service ${JSON.stringify(service)}`}`, `its services: ${services.join(', ')}`);
+    specs.set(service, r.slice(eq + 1));
+  }
+  for (const service of services) {
+    if (specs.has(service)) continue;
+    if (!opts.discover) throw badArgument(`no replicas given for ${service}`, 'give --replicas SERVICE=SPEC for each of ' + services.join(', ') + ', or --discover dns:shardwise-{service}:7000');
+    specs.set(service, opts.discover.replaceAll('{service}', service));
+  }
+  return specs;
+}

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import { loadModel } from '../src/model/store.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { ReferenceModel } from '../src/reference/reference-model.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
+import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
+import { maxAbsDiff, tempDir } from './helpers.ts';
+import { TestDns, dnsmasqMissing } from './dns-server.ts';
+import { startPod, waitReady, type Pod } from './pods.ts';
+
+// Pods on their own addresses (all of 127/8 is loopback on Linux), one port for all as in a
+// cluster, found by the router through a real DNS server whose records the test changes. A
+// shard's drain grace (1.5 s) outlasts the router's DNS refresh (the records' 1 s TTL), as a
+// pod's must outlast its routers' refresh on Kubernetes.
+const dir = tempDir();
+const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+const modelDir = path.join(dir, 'model');
+generateModel(modelDir, config, 5);
+const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 });
+const planFile = path.join(dir, 'plan.json');
+fs.writeFileSync(planFile, JSON.stringify(plan));
+const gen = new QueryGenerator(config, { queries: 100, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 3 });
+const queries = Array.from({ length: 100 }, () => gen.next());
+const encoded = encodeQueries(queries, config.numDense);
+const PORT = 21_000 + Math.floor(Math.random() * 9_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const shardPod = (service: string, ip: string) => startPod(['shard', '--model', modelDir, '--plan', planFile, '--service', service, '--listen', `${ip}:${PORT}`, '--metrics-listen', `${ip}:0`, '--drain-grace-ms', '1500']);
+const name = (service: string) => `${service}.sw.test`;
+
+test('a router finds its shards through DNS: answers match the reference, records added and removed under load lose no query, a service without records is a 503 naming it', { skip: dnsmasqMissing }, async () => {
+  const dns = await TestDns.start({ [name('shard-0')]: ['127.0.0.2', '127.0.0.3'], [name('shard-1')]: ['127.0.0.4'] });
+  const pods: Pod[] = [];
+  const reference = await ReferenceModel.create(loadModel(modelDir));
+  try {
+    const [a, b, c] = await Promise.all([shardPod('shard-0', '127.0.0.2'), shardPod('shard-0', '127.0.0.3'), shardPod('shard-1', '127.0.0.4')]);
+    pods.push(a, b, c);
+    const router = await startPod(['router', '--model', modelDir, '--plan', planFile, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--discover', `dns:{service}.sw.test:${PORT}`, '--dns-server', dns.server, '--drain-grace-ms', '0']);
+    pods.push(router);
+    const url = `http://127.0.0.1:${router.port}`;
+    await waitReady(`${url}/v2/health/ready`).catch((e) => assert.fail(`${e.message}\nrouter log:\n${router.log()}`));
+
+    for (const q of queries.slice(0, 20)) assert.ok(maxAbsDiff(await inferBinary(url, config.name, q, config.numDense), await reference.predict(q)) <= 1e-5);
+    const rows = (ip: string, pod: Pod) => scrapeMetric(`http://${ip}:${pod.metricsPort}`, 'shardwise_rows_served_total');
+    assert.ok((await rows('127.0.0.2', a)) > 0 && (await rows('127.0.0.3', b)) > 0, 'both shard-0 replicas found by DNS serve');
+
+    // Under load: shard-0's 127.0.0.3 leaves (its record goes and it is sent SIGTERM, as Kubernetes does both at once) and shard-1 gains 127.0.0.5.
+    const d = await shardPod('shard-1', '127.0.0.5');
+    pods.push(d);
+    const loading = runOpenLoop({ url, modelName: config.name }, encoded, { qps: 100, durationS: 5, timeoutMs: 5000, onProgress: (l) => l.includes('first error') && console.log(`# ${l.trim()}`) });
+    await sleep(1500);
+    dns.set({ [name('shard-0')]: ['127.0.0.2'], [name('shard-1')]: ['127.0.0.4', '127.0.0.5'] });
+    const leaving = b.stop('SIGTERM');
+    const run = await loading;
+    await leaving;
+    console.log(`# DNS changes under load: ${run.ok} ok, ${run.errors + run.timeouts} failed, p99 ${run.latency.p99Ms.toFixed(1)} ms`);
+    assert.equal(run.errors + run.timeouts + run.rejected, 0, 'no query lost to a replica leaving or joining');
+    assert.ok((await rows('127.0.0.5', d)) > 0, 'the replica added to DNS serves');
+    assert.match(b.log(), /SIGTERM/, 'the leaving replica drained on SIGTERM');
+
+    // Every shard-1 record gone (no ready pod): a clear 503 naming the service, and not ready.
+    dns.set({ [name('shard-0')]: ['127.0.0.2'], [name('shard-1.other')]: ['127.0.0.9'] });
+    await sleep(2500);
+    const res = await fetch(`${url}/v2/models/${config.name}/infer`, { method: 'POST', headers: { 'inference-header-content-length': encoded[0].headerLength }, body: new Uint8Array(encoded[0].body) });
+    assert.equal(res.status, 503);
+    assert.match(await res.text(), /shard-1/);
+    const ready = await fetch(`${url}/v2/health/ready`);
+    assert.equal(ready.status, 503);
+    assert.match(await ready.text(), /shard-1/);
+  } finally {
+    await reference.close();
+    for (const p of pods) await p.stop();
+    await dns.stop();
+  }
+});

@@ -1,0 +1,62 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { tempDir } from './helpers.ts';
+
+export const dnsmasqMissing = spawnSync('dnsmasq', ['--version']).error ? 'needs dnsmasq (Debian dnsmasq-base; .ci/run installs it)' : false;
+
+/**
+ * A real DNS server for a test: dnsmasq on 127.0.0.1:port answering only the names of a hosts
+ * file, all under .test (no upstream, no /etc/hosts; a missing record type is NODATA, as
+ * CoreDNS answers AAAA for an IPv4-only Service), TTL 1 s. set() rewrites the records and has dnsmasq
+ * reload them (SIGHUP), as pods coming and going change a headless Service's records.
+ */
+export class TestDns {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly hostsFile: string,
+    readonly server: string,
+  ) {}
+
+  static async start(records: Record<string, string[]>): Promise<TestDns> {
+    const dir = tempDir('shardwise-dns-');
+    const hostsFile = path.join(dir, 'hosts');
+    fs.writeFileSync(hostsFile, hostsText(records));
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const child = spawn('dnsmasq', ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--local=/test/', `--addn-hosts=${hostsFile}`, '--listen-address=127.0.0.1', '--bind-interfaces', `--port=${port}`, '--local-ttl=1', '--user=root', '--pid-file=', '--log-facility=-'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (c) => (err += c));
+    const dns = new TestDns(child, hostsFile, `127.0.0.1:${port}`);
+    // Up once it answers a name it holds.
+    const { Resolver } = await import('node:dns/promises');
+    const r = new Resolver({ timeout: 200, tries: 1 });
+    r.setServers([dns.server]);
+    const first = Object.keys(records)[0];
+    for (let i = 0; i < 50; i++) {
+      if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
+      try {
+        await r.resolve4(first);
+        return dns;
+      } catch {
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+    child.kill();
+    throw new Error(`dnsmasq did not answer on ${dns.server}: ${err}`);
+  }
+
+  set(records: Record<string, string[]>): void {
+    fs.writeFileSync(this.hostsFile, hostsText(records));
+    this.child.kill('SIGHUP');
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    this.child.kill();
+    await new Promise((r) => this.child.once('exit', r));
+  }
+}
+
+function hostsText(records: Record<string, string[]>): string {
+  return Object.entries(records).flatMap(([name, ips]) => ips.map((ip) => `${ip} ${name}\n`)).join('');
+}
