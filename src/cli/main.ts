@@ -13,6 +13,7 @@ import { registerProfile } from './commands/profile.ts';
 import { registerCalibrate } from './commands/calibrate.ts';
 import { registerAdmin } from './commands/admin.ts';
 import { registerReplicas } from './commands/replica.ts';
+import { registerManifests } from './commands/manifests.ts';
 
 // `shardwise serve … | head` must not die with the pipe.
 guardStdio();
@@ -35,6 +36,7 @@ registerServe(program);
 registerBench(program);
 registerAdmin(program);
 registerReplicas(program);
+registerManifests(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { AccessDistribution } from '../workload/distributions.ts';
 import { badArgument } from '../util/errors.ts';
@@ -51,4 +52,19 @@ export function accessDistribution(opts: { locality?: number; zipf?: number }): 
 /** Progress lines go to stderr so stdout stays clean for --json and pipes. */
 export function progress(message: string): void {
   process.stderr.write(`${message}\n`);
+}
+
+/**
+ * The autoscaling settings (ScalingSettings), as flags: `serve --autoscale` runs them locally,
+ * `manifests` writes them into HorizontalPodAutoscalers; one definition for both.
+ */
+export function scalingOptions(cmd: Command): Command {
+  return cmd
+    .option('--shard-target-lookups <n>', 'autoscale: embedding lookups per second per shard replica (set it below what one replica gathers: `shardwise calibrate`)', positiveNumber, 1_000_000)
+    .option('--dense-target-rps <r>', 'autoscale: requests per second per dense replica', positiveNumber, 500)
+    .option('--front-end-target-inflight <n>', 'autoscale: in-flight queries per router (or monolith) replica', positiveNumber, 16)
+    .option('--max-replicas <n>', 'the most replicas of any one service (scale and autoscale)', positiveInt, 16)
+    .option('--sync-period-s <s>', 'autoscale: seconds between decisions (HPA default 15)', positiveNumber, 15)
+    .option('--scale-down-window-s <s>', 'autoscale: scale-down stabilization window (HPA default 300)', nonNegativeNumber, 300)
+    .option('--scale-up-window-s <s>', 'autoscale: scale-up stabilization window (HPA default 0)', nonNegativeNumber, 0);
 }

@@ -2,26 +2,13 @@ import { type AutoscalerConfig, type AutoscalerState, type Decision, decide, ini
 import type { ServiceKind, ServiceState } from './supervisor.ts';
 import type { Controller } from './types.ts';
 import type { Logger } from '../util/log.ts';
+import { SCALING_SERIES } from './scaling-config.ts';
 
 /** What one service scales on: requests per second per replica (a counter's rate) or in flight per replica (a gauge). */
 export interface ServiceScaling {
   service: string;
   config: AutoscalerConfig;
 }
-
-/** The series each kind's metric is read from, on every replica's own metrics port. */
-const SERIES: Record<ServiceKind, { metric: string; name: string; stage?: string; rate: boolean }> = {
-  // Lookups, not requests: every query sends one request to every shard (each holds a range of
-  // every table), so requests/s is the same for a hot shard and a cold one; the lookups are not
-  // (ElasticRec sizes a shard by its share of lookups).
-  shard: { metric: 'lookups_per_second', name: 'shardwise_rows_served_total', rate: true },
-  dense: { metric: 'requests_per_second', name: 'shardwise_request_duration_seconds_count', stage: 'dense', rate: true },
-  router: { metric: 'inflight_requests', name: 'shardwise_inflight_requests', rate: false },
-  monolithic: { metric: 'inflight_requests', name: 'shardwise_inflight_requests', rate: false },
-};
-
-/** The metric each kind scales on: shards on lookups/s, the dense service on requests/s, front ends on in-flight requests. */
-export const metricOfKind = (kind: ServiceKind) => SERIES[kind].metric;
 
 /** One value of a Prometheus text page (the first series of `name` whose labels include `stage`). */
 function valueOf(text: string, name: string, stage?: string): number | undefined {
@@ -92,13 +79,13 @@ export class AutoscaleLoop {
   }
 
   private async observe(state: ServiceState, at: number): Promise<{ readyValues: number[]; notReady: number }> {
-    const series = SERIES[state.kind];
+    const series = SCALING_SERIES[state.kind];
     const readyValues: number[] = [];
     let notReady = 0;
     for (const r of state.replicas.filter((x) => x.state === 'ready')) {
       let value: number | undefined;
       try {
-        value = valueOf(await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text(), series.name, series.stage);
+        value = valueOf(await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text(), series.series, series.stage);
       } catch {
         value = undefined;
       }

@@ -6,14 +6,14 @@ import * as fs from 'node:fs';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
 import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../../cluster/admin-api.ts';
 import { createLogger } from '../../util/log.ts';
-import { AutoscaleLoop, metricOfKind } from '../../cluster/autoscale-loop.ts';
-import { HPA_DEFAULT_BEHAVIOR, autoscalerConfig } from '../../cluster/autoscaler.ts';
+import { AutoscaleLoop } from '../../cluster/autoscale-loop.ts';
+import { scalingConfig, type ScalingSettings } from '../../cluster/scaling-config.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress } from '../options.ts';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress, scalingOptions } from '../options.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
@@ -22,7 +22,7 @@ export function renderReplicas(replicas: ReplicaInfo[]): string {
   );
 }
 
-interface ServeOptions {
+interface ServeOptions extends ScalingSettings {
   model: string;
   plan?: string;
   monolithic?: boolean;
@@ -41,23 +41,11 @@ interface ServeOptions {
   adminPort?: number;
   adminTokenFile?: string;
   autoscale?: boolean;
-  shardTargetLookups: number;
-  denseTargetRps: number;
-  frontEndTargetInflight: number;
-  maxReplicas: number;
-  syncPeriodS: number;
-  scaleDownWindowS: number;
-  scaleUpWindowS: number;
 }
 
 /** One HPA loop per service, each on its kind's metric, the targets and windows from the flags. */
 function autoscaleLoop(supervisor: LocalSupervisor, opts: ServeOptions): AutoscaleLoop {
-  const behavior = {
-    scaleUp: { ...HPA_DEFAULT_BEHAVIOR.scaleUp, stabilizationWindowS: opts.scaleUpWindowS },
-    scaleDown: { ...HPA_DEFAULT_BEHAVIOR.scaleDown, stabilizationWindowS: opts.scaleDownWindowS },
-  };
-  const target = { shard: opts.shardTargetLookups, dense: opts.denseTargetRps, router: opts.frontEndTargetInflight, monolithic: opts.frontEndTargetInflight };
-  const services = supervisor.state().map((s) => ({ service: s.name, config: autoscalerConfig(metricOfKind(s.kind), target[s.kind], 1, opts.maxReplicas, { behavior, syncPeriodS: opts.syncPeriodS }) }));
+  const services = supervisor.state().map((s) => ({ service: s.name, config: scalingConfig(s.kind, opts) }));
   progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
   return new AutoscaleLoop(supervisor, services, createLogger('autoscaler'));
 }
@@ -83,7 +71,7 @@ async function startAdmin(supervisor: LocalSupervisor, port: number, tokenFile: 
 }
 
 export function registerServe(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('serve a model on this machine: every replica its own process; Ctrl-C drains and stops')
     .requiredOption('--model <dir>', 'model directory')
@@ -102,43 +90,36 @@ export function registerServe(program: Command): void {
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
     .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight requests')
-    .option('--shard-target-lookups <n>', 'autoscale: embedding lookups per second per shard replica (set it below what one replica gathers: `shardwise calibrate`)', positiveNumber, 1_000_000)
-    .option('--dense-target-rps <r>', 'autoscale: requests per second per dense replica', positiveNumber, 500)
-    .option('--front-end-target-inflight <n>', 'autoscale: in-flight queries per router (or monolith) replica', positiveNumber, 16)
-    .option('--max-replicas <n>', 'the most replicas of any one service (scale and autoscale)', positiveInt, 16)
-    .option('--sync-period-s <s>', 'autoscale: seconds between decisions (HPA default 15)', positiveNumber, 15)
-    .option('--scale-down-window-s <s>', 'autoscale: scale-down stabilization window (HPA default 300)', nonNegativeNumber, 300)
-    .option('--scale-up-window-s <s>', 'autoscale: scale-up stabilization window (HPA default 0)', nonNegativeNumber, 0)
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
-    .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs)
-    .action(async (opts: ServeOptions) => {
-      if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
-      const config = configOf(readManifest(opts.model));
-      const plan = opts.plan ? readPlan(opts.plan, config) : null;
-      const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
-      const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
-      const admission = opts.admission ? { maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs, burstMs: sla.burstMs } : null;
-      const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
-      const cpus = opts.replicaCpus;
-      const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
-      const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas });
-      progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
-      await supervisor.start();
-      const autoscale = opts.autoscale ? autoscaleLoop(supervisor, opts) : null;
-      const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
-      autoscale?.start();
-      console.log(renderReplicas(supervisor.replicas()));
-      console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
-      console.log(`admin API at ${admin.url} (token in ${admin.tokenFile}): shardwise status --admin ${admin.url}`);
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: string, graceMs: number) => {
-          progress(`${signal}: ${graceMs > 0 ? `not ready; serving ${graceMs} ms more while load balancers notice, then ` : ''}draining and stopping…`);
-          autoscale?.stop();
-          void supervisor.stop(graceMs).then(() => admin.close()).then(resolve);
-        };
-        process.once('SIGINT', () => shutdown('SIGINT', 0));
-        process.once('SIGTERM', () => shutdown('SIGTERM', opts.drainGraceMs));
-      });
-      progress('stopped');
+    .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs);
+  scalingOptions(cmd).action(async (opts: ServeOptions) => {
+    if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
+    const config = configOf(readManifest(opts.model));
+    const plan = opts.plan ? readPlan(opts.plan, config) : null;
+    const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
+    const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
+    const admission = opts.admission ? { maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs, burstMs: sla.burstMs } : null;
+    const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
+    const cpus = opts.replicaCpus;
+    const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
+    const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas });
+    progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
+    await supervisor.start();
+    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, opts) : null;
+    const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
+    autoscale?.start();
+    console.log(renderReplicas(supervisor.replicas()));
+    console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
+    console.log(`admin API at ${admin.url} (token in ${admin.tokenFile}): shardwise status --admin ${admin.url}`);
+    await new Promise<void>((resolve) => {
+      const shutdown = (signal: string, graceMs: number) => {
+        progress(`${signal}: ${graceMs > 0 ? `not ready; serving ${graceMs} ms more while load balancers notice, then ` : ''}draining and stopping…`);
+        autoscale?.stop();
+        void supervisor.stop(graceMs).then(() => admin.close()).then(resolve);
+      };
+      process.once('SIGINT', () => shutdown('SIGINT', 0));
+      process.once('SIGTERM', () => shutdown('SIGTERM', opts.drainGraceMs));
     });
+    progress('stopped');
+  });
 }

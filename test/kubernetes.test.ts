@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigMap, Service } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { COST_FORMAT, COST_VERSION, type CostModel } from '../src/planner/cost-model.ts';
+import { writeTrace } from '../src/workload/generate-trace.ts';
+import { profileFromTrace } from '../src/profile/build.ts';
+import { writeProfile } from '../src/profile/format.ts';
+import { scalingConfig } from '../src/cluster/scaling-config.ts';
+import type { KubeObject } from '../src/cluster/kubernetes.ts';
+import { cli, tempDir } from './helpers.ts';
+import { startPod, waitReady } from './pods.ts';
+
+// Kubernetes 1.27's OpenAPI schema (kubernetes-models 5.x), and the Prometheus Operator's CRD schema.
+const MODELS: Record<string, new (o: never) => { validate(): void }> = {
+  'v1/ConfigMap': ConfigMap,
+  'v1/Service': Service,
+  'apps/v1/Deployment': Deployment,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+};
+const validate = (o: KubeObject) => {
+  const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+  assert.ok(Model, `no schema for ${o.apiVersion} ${o.kind}`);
+  new Model(o as never).validate();
+};
+
+const dir = tempDir();
+const config: ModelConfig = { ...presetConfig('tiny'), name: 'Tiny_CTR', tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+const modelDir = path.join(dir, 'model');
+generateModel(modelDir, config, 5);
+const traceFile = path.join(dir, 'trace.bin');
+writeTrace(traceFile, config, { queries: 200, batch: 4, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 1 });
+writeProfile(path.join(dir, 'profile.bin'), profileFromTrace(traceFile));
+const planFile = path.join(dir, 'plan.json');
+fs.writeFileSync(planFile, JSON.stringify({ ...rowWisePlan(config, { shards: 2, replicas: 2, cacheRows: 10, dense: 'service', denseReplicas: 1 }), hotness: { profile: 'profile.bin' } }));
+const cost: CostModel = {
+  format: COST_FORMAT,
+  version: COST_VERSION,
+  source: 'test',
+  shard: { curves: [{ dim: 16, alphaMs: 0.2, betaMs: 0.01 }], replica: { cpus: 1, memBytes: 64 << 20 } },
+  dense: { qps: 500, replica: { cpus: 1, memBytes: 128 << 20 } },
+  modelWise: { sparseQps: 400, replica: { cpus: 1, memBytes: 128 << 20 } },
+  router: { qps: 1000, replica: { cpus: 1, memBytes: 96 << 20 } },
+};
+const costFile = path.join(dir, 'cost.json');
+fs.writeFileSync(costFile, JSON.stringify(cost));
+
+const out = path.join(dir, 'k8s');
+const flags = ['--shard-target-lookups', '250000', '--max-replicas', '12', '--scale-down-window-s', '120'];
+const written = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', out, '--namespace', 'ranking', ...flags]);
+const objects = () => fs.readdirSync(out).sort().map((f) => JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as KubeObject);
+const find = (kind: string, component: string) => objects().find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
+type PodSpec = { containers: { args: string[]; resources: { requests: { memory: string } } }[] };
+const podOf = (d: KubeObject) => (d.spec as { template: { spec: PodSpec } }).template.spec;
+
+test('every object of a plan validates against the Kubernetes 1.27 schema; a broken one does not', () => {
+  assert.equal(written.code, 0, written.stderr);
+  const all = objects();
+  // 3 shared (plan, adapter rules, ServiceMonitor) + 4 per service: shard-0, shard-1, dense, router.
+  assert.equal(all.length, 3 + 4 * 4);
+  for (const o of all) validate(o);
+  assert.ok(all.every((o) => /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(o.metadata.name) && o.metadata.namespace === 'ranking'));
+  const broken = structuredClone(find('Deployment', 'shard-0')) as KubeObject & { spec: { replicas: unknown } };
+  broken.spec.replicas = 'two';
+  assert.throws(() => validate(broken), /replicas/);
+});
+
+test("the HPAs carry the local autoscaler's config for the same flags (metric, target, bounds, behavior)", () => {
+  const settings = { shardTargetLookups: 250_000, denseTargetRps: 500, frontEndTargetInflight: 16, maxReplicas: 12, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 120 };
+  for (const [component, kind] of [['shard-1', 'shard'], ['dense', 'dense'], ['router', 'router']] as const) {
+    const local = scalingConfig(kind, settings);
+    const spec = find('HorizontalPodAutoscaler', component).spec as { minReplicas: number; maxReplicas: number; metrics: { pods: { metric: { name: string }; target: { averageValue: string } } }[]; behavior: { scaleUp: { stabilizationWindowSeconds: number; policies: { type: string; value: number; periodSeconds: number }[] }; scaleDown: { stabilizationWindowSeconds: number } } };
+    assert.equal(spec.metrics[0].pods.metric.name, local.metric);
+    assert.equal(Number(spec.metrics[0].pods.target.averageValue), local.target);
+    assert.deepEqual([spec.minReplicas, spec.maxReplicas], [local.minReplicas, local.maxReplicas]);
+    assert.equal(spec.behavior.scaleDown.stabilizationWindowSeconds, local.behavior.scaleDown.stabilizationWindowS);
+    assert.deepEqual(spec.behavior.scaleUp.policies, local.behavior.scaleUp.policies.map((p) => ({ type: p.type, value: p.value, periodSeconds: p.periodS })));
+  }
+  assert.equal(Number((find('HorizontalPodAutoscaler', 'shard-0').spec as { metrics: { pods: { target: { averageValue: string } } }[] }).metrics[0].pods.target.averageValue), 250_000);
+  // The adapter exposes exactly the metric names the HPAs ask for.
+  const rules = JSON.parse((objects().find((o) => o.metadata.name.endsWith('adapter-rules'))!.data as Record<string, string>)['config.yaml']) as { rules: { name: { as: string } }[] };
+  assert.deepEqual(rules.rules.map((r) => r.name.as).sort(), ['shardwise_dense_requests_per_second', 'shardwise_inflight_requests', 'shardwise_lookups_per_second']);
+});
+
+test('the router discovers each headless Service by DNS; memory requests follow the rows each shard holds', () => {
+  const routerArgs = podOf(find('Deployment', 'router')).containers[0].args;
+  for (const service of ['shard-0', 'shard-1', 'dense']) {
+    const svc = find('Service', service);
+    assert.equal((svc.spec as { clusterIP: string }).clusterIP, 'None', `${service} is headless`);
+    assert.ok(routerArgs.includes(`${service}=dns:${svc.metadata.name}.ranking.svc.cluster.local:7000`), `router finds ${service} at its Service's DNS name`);
+  }
+  const mem = (c: string) => Number(/^(\d+)Mi$/.exec(podOf(find('Deployment', c)).containers[0].resources.requests.memory)![1]);
+  assert.ok(mem('shard-0') >= 64, 'a shard asks for at least its fixed cost');
+});
+
+test("a Deployment's container command starts a replica here (paths mapped to this machine)", async () => {
+  const cm = objects().find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-plan'))! as KubeObject & { data: Record<string, string>; binaryData: Record<string, string> };
+  const configDir = path.join(dir, 'config');
+  fs.mkdirSync(configDir, { recursive: true });
+  fs.writeFileSync(path.join(configDir, 'plan.json'), cm.data['plan.json']);
+  fs.writeFileSync(path.join(configDir, 'profile.bin'), Buffer.from(cm.binaryData['profile.bin'], 'base64'));
+  const local = (a: string) => (a === '/model' ? modelDir : a === '/config/plan.json' ? path.join(configDir, 'plan.json') : a.startsWith('0.0.0.0:') ? '127.0.0.1:0' : a);
+  const pod = await startPod(podOf(find('Deployment', 'shard-1')).containers[0].args.map(local));
+  try {
+    await waitReady(`http://127.0.0.1:${pod.metricsPort}/v2/health/ready`);
+  } finally {
+    await pod.stop();
+  }
+});
