@@ -6,7 +6,7 @@ import { tempDir } from './helpers.ts';
 export const dnsmasqMissing = spawnSync('dnsmasq', ['--version']).error ? 'needs dnsmasq (Debian dnsmasq-base; .ci/run installs it)' : false;
 
 /**
- * A real DNS server for a test: dnsmasq on 127.0.0.1:port answering only the names of a hosts
+ * A real DNS server for a test: dnsmasq on address:port (default 127.0.0.1) answering only the names of a hosts
  * file, all under .test (no upstream, no /etc/hosts; a missing record type is NODATA, as
  * CoreDNS answers AAAA for an IPv4-only Service), TTL 1 s. set() rewrites the records and has dnsmasq
  * reload them (SIGHUP), as pods coming and going change a headless Service's records.
@@ -18,15 +18,15 @@ export class TestDns {
     readonly server: string,
   ) {}
 
-  static async start(records: Record<string, string[]>): Promise<TestDns> {
+  static async start(records: Record<string, string[]>, address = '127.0.0.1'): Promise<TestDns> {
     const dir = tempDir('shardwise-dns-');
     const hostsFile = path.join(dir, 'hosts');
     fs.writeFileSync(hostsFile, hostsText(records));
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const child = spawn('dnsmasq', ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--local=/test/', `--addn-hosts=${hostsFile}`, '--listen-address=127.0.0.1', '--bind-interfaces', `--port=${port}`, '--local-ttl=1', '--user=root', '--pid-file=', '--log-facility=-'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('dnsmasq', ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--local=/test/', `--addn-hosts=${hostsFile}`, `--listen-address=${address}`, '--bind-interfaces', `--port=${port}`, '--local-ttl=1', '--user=root', '--pid-file=', '--log-facility=-'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (c) => (err += c));
-    const dns = new TestDns(child, hostsFile, `127.0.0.1:${port}`);
+    const dns = new TestDns(child, hostsFile, `${address}:${port}`);
     // Up once it answers a name it holds.
     const { Resolver } = await import('node:dns/promises');
     const r = new Resolver({ timeout: 200, tries: 1 });

@@ -1,6 +1,6 @@
 import type { Frame, FrameTypeCode } from './frame.ts';
 import { type Address, FrameClient, RemoteError, TransportError, addressKey } from './frame-client.ts';
-import { ErrorCodes } from '../util/errors.ts';
+import { ErrorCodes, ShardwiseError } from '../util/errors.ts';
 
 /**
  * How a pool tells a slow or dead replica from a busy one. Defaults after Envoy's outlier
@@ -181,7 +181,9 @@ export class ReplicaPool {
           if (next) launch(next);
           else if (live === 0) {
             settle();
-            reject(err);
+            // Name the service: the caller (and the 503 a client gets) should not have to map an address back to it.
+            const code = err instanceof ShardwiseError ? err.code : ErrorCodes.SERVICE;
+            reject(new TransportError(code, `${this.service}: no replica answered (last: ${err.message})`, err instanceof ShardwiseError ? err.hint : undefined));
           }
         });
       };
