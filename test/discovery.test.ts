@@ -1,34 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { presetConfig } from '../src/model/presets.ts';
-import { generateModel } from '../src/model/generate.ts';
 import { loadModel } from '../src/model/store.ts';
-import type { ModelConfig } from '../src/model/types.ts';
-import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
-import { QueryGenerator } from '../src/workload/generate-trace.ts';
-import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
+import { runOpenLoop } from '../src/bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
-import { maxAbsDiff, tempDir } from './helpers.ts';
+import { maxAbsDiff } from './helpers.ts';
 import { TestDns, dnsmasqMissing } from './dns-server.ts';
-import { startPod, waitReady, type Pod } from './pods.ts';
+import { podWorkload, startPod, waitReady, type Pod } from './pods.ts';
 
 // Pods on their own addresses (all of 127/8 is loopback on Linux), one port for all as in a
 // cluster, found by the router through a real DNS server whose records the test changes. A
 // shard's drain grace (1.5 s) outlasts the router's DNS refresh (the records' 1 s TTL), as a
 // pod's must outlast its routers' refresh on Kubernetes.
-const dir = tempDir();
-const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
-const modelDir = path.join(dir, 'model');
-generateModel(modelDir, config, 5);
-const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 });
-const planFile = path.join(dir, 'plan.json');
-fs.writeFileSync(planFile, JSON.stringify(plan));
-const gen = new QueryGenerator(config, { queries: 100, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 3 });
-const queries = Array.from({ length: 100 }, () => gen.next());
-const encoded = encodeQueries(queries, config.numDense);
+const { config, modelDir, planFile, queries, encoded } = podWorkload();
 const PORT = 21_000 + Math.floor(Math.random() * 9_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,34 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { presetConfig } from '../src/model/presets.ts';
-import { generateModel } from '../src/model/generate.ts';
 import { loadModel } from '../src/model/store.ts';
-import type { ModelConfig } from '../src/model/types.ts';
-import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
-import { QueryGenerator } from '../src/workload/generate-trace.ts';
-import { encodeQueries, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
-import { maxAbsDiff, tempDir } from './helpers.ts';
+import { maxAbsDiff } from './helpers.ts';
 import { TestDns, dnsmasqMissing } from './dns-server.ts';
 import { TestNetwork, netemAvailable, netnsMissing } from './network-hosts.ts';
-import { startPod, waitReady, type Pod } from './pods.ts';
+import { podWorkload, startPod, waitReady, type Pod } from './pods.ts';
 
 // Every shard replica and the router on a network host of its own (a namespace with its own
 // address on a bridge), the router finding the shards through a real DNS server on that
 // network; then the faults of a real cluster, one at a time, each measured.
-const dir = tempDir();
-const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
-const modelDir = path.join(dir, 'model');
-generateModel(modelDir, config, 5);
-const plan = rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 });
-const planFile = path.join(dir, 'plan.json');
-fs.writeFileSync(planFile, JSON.stringify(plan));
-const gen = new QueryGenerator(config, { queries: 100, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 3 });
-const queries = Array.from({ length: 100 }, () => gen.next());
-const encoded = encodeQueries(queries, config.numDense);
+const { config, modelDir, planFile, queries, encoded } = podWorkload();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const skip = netnsMissing || dnsmasqMissing;
 

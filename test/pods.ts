@@ -1,6 +1,14 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
 import { moduleEntry } from '../src/util/entry.ts';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { encodeQueries } from '../src/bench/load-generator.ts';
+import { tempDir } from './helpers.ts';
 
 const CLI = moduleEntry('../src/cli/main.ts', import.meta.url);
 
@@ -66,4 +74,20 @@ export async function waitReady(url: string, timeoutMs = 10_000): Promise<void> 
     }
   }
   throw new Error(`${url} not ready within ${timeoutMs} ms: ${last}`);
+}
+
+/**
+ * What the pod tests serve: a tiny 3-table model, a 2-shard row-wise plan with the dense half
+ * in the router (written where a pod's --plan reads it), 100 queries and their encodings.
+ */
+export function podWorkload() {
+  const dir = tempDir();
+  const config = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
+  const modelDir = path.join(dir, 'model');
+  generateModel(modelDir, config, 5);
+  const planFile = path.join(dir, 'plan.json');
+  fs.writeFileSync(planFile, JSON.stringify(rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 })));
+  const gen = new QueryGenerator(config, { queries: 100, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 3 });
+  const queries = Array.from({ length: 100 }, () => gen.next());
+  return { config, modelDir, planFile, queries, encoded: encodeQueries(queries, config.numDense) };
 }
