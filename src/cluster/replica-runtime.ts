@@ -148,7 +148,7 @@ export async function startReplica(cfg: ReplicaConfig, log: Logger, router?: Rou
       const cacheRows = cfg.plan.router.cacheRows;
       const order = readHotnessOrder(cfg.plan, config);
       const cache = cacheRows > 0 ? readHotnessRanges(cfg.modelDir, manifest, order, config.tables.map((t, table) => ({ table, rowStart: 0, rowEnd: Math.min(cacheRows, t.rows) }))) : null;
-      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs });
+      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs, pooling: cfg.pooling });
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics, { limits: cfg.limits, admission: cfg.admission, log });
       return startFrontEnd(http, metrics, cfg, log);
     }

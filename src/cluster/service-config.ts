@@ -38,7 +38,7 @@ export type ReplicaConfig = ReplicaSlot &
   (
     | ({ role: 'shard'; plan: Plan; shard: number } & FrameListen)
     | ({ role: 'dense' } & FrameListen)
-    | ({ role: 'router'; plan: Plan; deadlineMs: number } & FrontEndConfig)
+    | ({ role: 'router'; plan: Plan; deadlineMs: number; pooling?: 'shard' | 'router' } & FrontEndConfig)
     | ({ role: 'monolithic' } & FrontEndConfig)
   );
 

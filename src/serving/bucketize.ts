@@ -200,6 +200,26 @@ export function addPartials(vectors: Float32Array, sums: Float32Array, batch: nu
   }
 }
 
+/**
+ * Pools a shard's raw rows (one per lookup of `req`, in request order) into the interaction
+ * input at each bag's table slot, applying the request's weights: what the shard does when it
+ * pools (FlexEMR's baseline, for `bench:network`).
+ */
+export function addRawRows(vectors: Float32Array, rows: Float32Array, req: LookupRequest, pieceTables: number[], tables: number, dim: number): void {
+  const P = pieceTables.length;
+  const row = (tables + 1) * dim;
+  const { offsets, weights } = req;
+  for (let bag = 0; bag < req.batch * P; bag++) {
+    const p = bag % P;
+    const dst = ((bag - p) / P) * row + (pieceTables[p] + 1) * dim;
+    for (let k = offsets[bag]; k < offsets[bag + 1]; k++) {
+      const w = weights ? weights[k] : 1;
+      const src = k * dim;
+      for (let j = 0; j < dim; j++) vectors[dst + j] += w * rows[src + j];
+    }
+  }
+}
+
 /** Mean pooling across shards: every partial was a sum, so divide by the whole bag's size. */
 export function divideByBagSizes(vectors: Float32Array, offsets: Int32Array, batch: number, tables: number, dim: number): void {
   const row = (tables + 1) * dim;

@@ -3,7 +3,7 @@ import type { EmbeddingTable, ModelConfig } from '../model/types.ts';
 import type { Plan } from '../plan/types.ts';
 import { embeddingBag } from '../kernels/embedding-bag.ts';
 import type { DenseModel } from '../reference/dense-model.ts';
-import { Bucketizer, addPartials, divideByBagSizes } from './bucketize.ts';
+import { Bucketizer, addPartials, addRawRows, divideByBagSizes } from './bucketize.ts';
 import { FrameType } from './frame.ts';
 import type { ReplicaPool } from './replica-pool.ts';
 import { decodeLookupResponse, decodeScores, encodeDenseRequest, encodeLookupRequest } from './messages.ts';
@@ -23,6 +23,8 @@ export interface DisaggregatedParts {
   cache: EmbeddingTable[] | null;
   metrics: ServiceMetrics;
   deadlineMs: number;
+  /** Where rows are pooled: on the shards (partials on the wire, the default) or here (raw rows on the wire: the baseline `bench:network` measures). */
+  pooling?: 'shard' | 'router';
 }
 
 const bytesOf = (parts: Buffer[]) => parts.reduce((s, p) => s + p.length, 0);
@@ -69,6 +71,7 @@ export class DisaggregatedEngine implements InferenceEngine {
 
     t0 = performance.now();
     const deadline = Date.now() + this.parts.deadlineMs;
+    const raw = this.parts.pooling === 'router';
     const calls: Promise<void>[] = [];
     split.shards.forEach((req, s) => {
       if (req.ids.length === 0) {
@@ -77,12 +80,15 @@ export class DisaggregatedEngine implements InferenceEngine {
       }
       req.idleSamples = this.idleSamples[s];
       this.idleSamples[s] = 0;
+      req.raw = raw;
       const parts = encodeLookupRequest(req);
       metrics.wireBytes.inc({ service: metrics.service, direction: 'sent' }, bytesOf(parts));
       calls.push(
         shards[s].request(FrameType.LOOKUP_REQUEST, parts, deadline).then((frame) => {
           metrics.wireBytes.inc({ service: metrics.service, direction: 'received' }, frame.payload.length);
-          addPartials(vectors, decodeLookupResponse(frame.payload).sums, B, this.pieceTables[s], T, d);
+          const { sums } = decodeLookupResponse(frame.payload);
+          if (raw) addRawRows(vectors, sums, req, this.pieceTables[s], T, d);
+          else addPartials(vectors, sums, B, this.pieceTables[s], T, d);
         }),
       );
     });

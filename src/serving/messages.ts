@@ -5,9 +5,10 @@ import { FrameError } from './frame.ts';
  * decoding views each section in place when it is 4-byte aligned (the usual case) and copies
  * it into its own aligned array otherwise.
  *
- *   LOOKUP_REQUEST  u32 batch B | u32 pieces P | u32 lookups N | u32 flags (bit 0: weights)
+ *   LOOKUP_REQUEST  u32 batch B | u32 pieces P | u32 lookups N | u32 flags (bit 0: weights; bit 1: raw rows)
  *                   | u32 idleSamples | i32 offsets[B·P + 1] (CSR over (sample, piece)) | i32 localIds[N] | f32 weights[N]?
  *   LOOKUP_RESPONSE u32 B | u32 P | u32 dim | f32 sums[B·P·dim]   (sum-pooled partials, per bag)
+ *                   or, for raw rows, u32 N | u32 1 | u32 dim | f32 rows[N·dim] (one row per lookup, unweighted)
  *   DENSE_REQUEST   u32 B | f32 dense[B·numDense] | f32 pooled[B·T·dim]
  *   DENSE_RESPONSE  u32 B | f32 scores[B]
  *   ERROR           utf-8 JSON {code, message}
@@ -23,6 +24,11 @@ export interface LookupRequest {
    * here (it skips such requests), so the shard counts every query in its utility window.
    */
   idleSamples: number;
+  /**
+   * Ask for one row per lookup instead of pooled partials (the router pools): the baseline of
+   * FlexEMR's argument for pooling where the rows are, which `bench:network` measures.
+   */
+  raw?: boolean;
 }
 
 export interface LookupResponse {
@@ -81,7 +87,7 @@ class PayloadReader {
 }
 
 export function encodeLookupRequest(r: LookupRequest): Buffer[] {
-  const parts = [u32s(r.batch, r.pieces, r.ids.length, r.weights ? 1 : 0, r.idleSamples), view(r.offsets), view(r.ids)];
+  const parts = [u32s(r.batch, r.pieces, r.ids.length, (r.weights ? 1 : 0) | (r.raw ? 2 : 0), r.idleSamples), view(r.offsets), view(r.ids)];
   if (r.weights) parts.push(view(r.weights));
   return parts;
 }
@@ -97,7 +103,7 @@ export function decodeLookupRequest(p: Buffer): LookupRequest {
   const ids = r.i32(n);
   const weights = flags & 1 ? r.f32(n) : null;
   r.end();
-  return { batch, pieces, offsets, ids, weights, idleSamples };
+  return { batch, pieces, offsets, ids, weights, idleSamples, raw: (flags & 2) !== 0 };
 }
 
 export function encodeLookupResponse(r: LookupResponse): Buffer[] {

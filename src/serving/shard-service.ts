@@ -6,7 +6,7 @@ import { embeddingBag } from '../kernels/embedding-bag.ts';
 import { FrameType, type Frame } from './frame.ts';
 import { FrameError } from './frame.ts';
 import type { Reply } from './frame-server.ts';
-import { decodeLookupRequest, encodeLookupResponse } from './messages.ts';
+import { decodeLookupRequest, encodeLookupResponse, type LookupRequest } from './messages.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import { readHotnessOrder, readHotnessRanges } from './hotness.ts';
 import { UtilityMeter } from './utility-meter.ts';
@@ -49,13 +49,36 @@ export class ShardService {
     }
     if (offsets[0] !== 0 || offsets[offsets.length - 1] !== ids.length) throw new FrameError('offsets do not span the ids');
     const d = this.dim;
-    const sums = new Float32Array(batch * P * d);
-    for (let p = 0; p < P; p++) {
-      embeddingBag(this.pieces[p].data, d, ids, offsets, weights, false, batch, p, P, sums, p * d, P * d);
-    }
+    const reply = req.raw ? { batch: ids.length, pieces: 1, dim: d, sums: this.rawRows(req) } : { batch, pieces: P, dim: d, sums: this.pooled(req) };
     this.utility.record(req);
     this.metrics.rowsServed.inc(ids.length);
     this.metrics.observe('gather', t0);
-    return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse({ batch, pieces: P, dim: d, sums }) };
+    return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse(reply) };
+  };
+
+  /** One sum-pooled partial per (sample, piece) bag. */
+  private pooled({ batch, offsets, ids, weights }: LookupRequest): Float32Array {
+    const d = this.dim;
+    const P = this.pieces.length;
+    const sums = new Float32Array(batch * P * d);
+    for (let p = 0; p < P; p++) embeddingBag(this.pieces[p].data, d, ids, offsets, weights, false, batch, p, P, sums, p * d, P * d);
+    return sums;
+  }
+
+  /** The row of every lookup, in request order (the router pools them). */
+  private rawRows({ batch, offsets, ids }: LookupRequest): Float32Array {
+    const d = this.dim;
+    const P = this.pieces.length;
+    const rows = new Float32Array(ids.length * d);
+    for (let bag = 0; bag < batch * P; bag++) {
+      const table = this.pieces[bag % P].data;
+      const held = table.length / d;
+      for (let k = offsets[bag]; k < offsets[bag + 1]; k++) {
+        const id = ids[k];
+        if (!(id >= 0 && id < held)) throw new FrameError(`id ${id} outside the ${held} rows of piece ${bag % P}`);
+        rows.set(table.subarray(id * d, id * d + d), k * d);
+      }
+    }
+    return rows;
   };
 }

@@ -5,7 +5,7 @@ import { readPlan } from '../../plan/validate.ts';
 import { badArgument } from '../../util/errors.ts';
 import { createLogger, type Logger } from '../../util/log.ts';
 import type { Running } from '../../cluster/replica-runtime.ts';
-import { nonNegativeInt, positiveInt, positiveNumber } from '../options.ts';
+import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from '../options.ts';
 
 /** `shardwise shard|dense|router`: one replica of one service of a plan, in the foreground (a pod's command). */
 interface ReplicaOptions {
@@ -25,6 +25,7 @@ interface RouterOptions extends ReplicaOptions {
   slaP99Ms: number;
   coalesce: number;
   admission: boolean;
+  pooling: 'shard' | 'router';
 }
 
 const collect = (value: string, list: string[]) => [...list, value];
@@ -96,6 +97,7 @@ export function registerReplicas(program: Command): void {
     .option('--sla-p99-ms <ms>', 'the p99 target admission control protects', positiveNumber, 50)
     .option('--coalesce <n>', 'dynamic batching: batches in service at once (0: off)', nonNegativeInt, 2)
     .option('--no-admission', 'queue every query however late (no 429s)')
+    .option('--pooling <where>', 'where embedding rows are pooled: shard (partials on the wire) or router (raw rows on the wire; a baseline for bench:network)', oneOf(['shard', 'router'] as const), 'shard')
     .action(async (opts: RouterOptions) => {
       const { plan } = load(opts);
       const services = [...plan.shards.map((s) => s.name), ...(plan.dense.placement === 'service' ? ['dense'] : [])];
@@ -116,7 +118,7 @@ export function registerReplicas(program: Command): void {
         log,
         () =>
           startReplica(
-            { role: 'router', service: 'router', replica: 0, modelDir: opts.model, plan, deadlineMs: opts.deadlineMs, port: listen.port, host: listen.host, coalesce, limits: DEFAULT_HTTP_LIMITS, admission, metricsHost: metrics.host, metricsPort: metrics.port },
+            { role: 'router', service: 'router', replica: 0, modelDir: opts.model, plan, deadlineMs: opts.deadlineMs, pooling: opts.pooling, port: listen.port, host: listen.host, coalesce, limits: DEFAULT_HTTP_LIMITS, admission, metricsHost: metrics.host, metricsPort: metrics.port },
             log,
             { source },
           ),
