@@ -6,7 +6,7 @@ import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
 import { maxAbsDiff } from './helpers.ts';
 import { TestDns, dnsmasqMissing } from './dns-server.ts';
-import { TestNetwork, netemAvailable, netnsMissing } from './network-hosts.ts';
+import { TestNetwork, netemAvailable, netnsMissing } from '../src/bench/network-hosts.ts';
 import { podWorkload, startPod, waitReady, type Pod } from './pods.ts';
 
 // Every shard replica and the router on a network host of its own (a namespace with its own

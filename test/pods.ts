@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
-import { moduleEntry } from '../src/util/entry.ts';
+import { startPod as startPodProcess, waitReady, type Pod } from '../src/bench/pod-process.ts';
 import { presetConfig } from '../src/model/presets.ts';
 import { generateModel } from '../src/model/generate.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
@@ -10,71 +9,21 @@ import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries } from '../src/bench/load-generator.ts';
 import { tempDir } from './helpers.ts';
 
-const CLI = moduleEntry('../src/cli/main.ts', import.meta.url);
-
-/** One `shardwise shard|dense|router` process, as a pod would run it. */
-export interface Pod {
-  child: ChildProcess;
-  port: number;
-  metricsPort: number;
-  /** Everything it logged so far. */
-  log: () => string;
-  stop: (signal?: NodeJS.Signals) => Promise<void>;
-}
-
 const running = new Set<Pod>();
 after(async () => {
   for (const p of running) await p.stop('SIGKILL');
 });
 
-/** Starts a pod's command (prefix: e.g. `ip netns exec h1` to run it on another network host) and waits for its ready line. */
+/** A pod (src/bench/pod-process.ts) stopped when the test file ends, whatever happened. */
 export async function startPod(args: string[], prefix: string[] = []): Promise<Pod> {
-  const argv = [...prefix, process.execPath, ...CLI.execArgv, CLI.file, ...args];
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  child.stdout!.on('data', (c) => (text += c));
-  child.stderr!.on('data', (c) => (text += c));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const pod: Pod = {
-    child,
-    port: 0,
-    metricsPort: 0,
-    log: () => text,
-    stop: async (signal = 'SIGTERM') => {
-      running.delete(pod);
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
+  const pod = await startPodProcess(args, prefix);
   running.add(pod);
-  for (let i = 0; i < 300; i++) {
-    const m = /ready: (?:port (\d+)|\S+), metrics port (\d+)/.exec(text);
-    if (m) {
-      pod.port = Number(m[1] ?? 0);
-      pod.metricsPort = Number(m[2]);
-      return pod;
-    }
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await pod.stop('SIGKILL');
-  throw new Error(`${args.slice(0, 1)} did not become ready:\n${text}`);
+  const stop = pod.stop;
+  pod.stop = (signal) => (running.delete(pod), stop(signal));
+  return pod;
 }
 
-/** Polls a readiness URL until it answers 200 (as a Kubernetes readiness probe would), or throws with its last answer. */
-export async function waitReady(url: string, timeoutMs = 10_000): Promise<void> {
-  let last = '';
-  for (const until = Date.now() + timeoutMs; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
-    try {
-      const res = await fetch(url);
-      if (res.status === 200) return;
-      last = `${res.status} ${await res.text()}`;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-  }
-  throw new Error(`${url} not ready within ${timeoutMs} ms: ${last}`);
-}
+export { waitReady, type Pod };
 
 /**
  * What the pod tests serve: a tiny 3-table model, a 2-shard row-wise plan with the dense half
