@@ -97,3 +97,18 @@ test('the max-QPS search doubles, bisects to 5%, and needs a second miss at a ra
   assert.equal(search.best?.targetQps, search.maxQps);
   assert.equal(search.durationS(100), 10, 'a step runs long enough for 1000 queries');
 });
+
+test('the max-QPS search stops at its floor instead of bisecting down to nothing', () => {
+  const search = new MaxQpsSearch({ slaP99Ms: 50, stepS: 1, startQps: 100, timeoutMs: 1000, floorQps: 10 });
+  const missed = (qps: number): RunResult => ({
+    targetQps: qps, durationS: 1, sent: qps, ok: qps, rejected: 0, okWithinSla: qps, errors: 0, timeouts: 0, achievedQps: qps,
+    latency: { count: qps, meanMs: 90, p50Ms: 90, p95Ms: 90, p99Ms: 90, p999Ms: 90, maxMs: 90 },
+  });
+  const tried: number[] = [];
+  for (let qps = search.next(); qps !== null; qps = search.next()) {
+    tried.push(qps);
+    search.record(missed(qps));
+  }
+  assert.ok(Math.min(...tried) <= 10 && Math.min(...tried) > 5, `stopped near the floor (tried ${tried.join(', ')})`);
+  assert.equal(search.maxQps, 0);
+});

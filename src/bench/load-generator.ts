@@ -260,6 +260,8 @@ export interface FindMaxOptions {
    * hundred samples is decided by two or three stragglers (default 1000).
    */
   minSamples?: number;
+  /** Stop once the first failing rate is at or below this (the max is then below it): a search need not bisect down to 1 qps. */
+  floorQps?: number;
   maxErrorRate?: number;
   warmupS?: number;
   onProgress?: (line: string) => void;
@@ -300,6 +302,10 @@ export class MaxQpsSearch {
   next(): number | null {
     if (this.done) return null;
     if (this.growing || this.confirming) return this.rate();
+    if (this.hi <= (this.opts.floorQps ?? 0)) {
+      this.done = true;
+      return null;
+    }
     if (this.hi - this.lo > 0.05 * this.hi && this.hi - this.lo > 1) return this.rate();
     this.done = true;
     return null;
