@@ -63,7 +63,8 @@ const gone = (pid: number) => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('SIGTERM under load: not ready at once, served through the grace period, no query lost, a stuck upload cut quickly, no socket folder left', async () => {
-  const s = await serveCli(['--drain-grace-ms', '800']);
+  // No admission control: what is checked is the drain; a loaded CI machine can make a cold router shed a few queries (429).
+  const s = await serveCli(['--drain-grace-ms', '800', '--no-admission']);
   assert.ok(fs.existsSync(s.socketDir));
   // A client that sends half a body and then nothing.
   const stuck = net.connect(s.port, '127.0.0.1', () => stuck.write(`POST /v2/models/${config.name}/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"inputs": [`));
@@ -71,7 +72,7 @@ test('SIGTERM under load: not ready at once, served through the grace period, no
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const statuses: number[] = [];
   let sending = true;
-  // Paced clients (~4 × 100 qps): the point is queries in flight across the SIGTERM, not saturation (which admission control would refuse).
+  // Paced clients (~4 × 100 qps): the point is queries in flight across the SIGTERM, not saturation.
   const loops = Array.from({ length: 4 }, async () => {
     while (sending) {
       statuses.push(await infer(s.port, agent));

@@ -98,7 +98,7 @@ export function registerServe(program: Command): void {
     const plan = opts.plan ? readPlan(opts.plan, config) : null;
     const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
     const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
-    const admission = opts.admission ? { maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs, burstMs: sla.burstMs } : null;
+    const admission = opts.admission ? { ...sla, maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs } : null;
     const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
     const cpus = opts.replicaCpus;
     const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
