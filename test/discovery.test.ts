@@ -4,7 +4,7 @@ import { loadModel } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { runOpenLoop } from '../src/bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
-import { maxAbsDiff } from './helpers.ts';
+import { cli, maxAbsDiff } from './helpers.ts';
 import { TestDns, dnsmasqMissing } from './dns-server.ts';
 import { podWorkload, startPod, waitReady, type Pod } from './pods.ts';
 
@@ -69,5 +69,22 @@ test('a router finds its shards through DNS: answers match the reference (pooled
     await reference.close();
     for (const p of pods) await p.stop();
     await dns.stop();
+  }
+});
+
+test('pod commands say what is wrong: an unknown shard, a router without replicas for a service, a bad address or spec', () => {
+  const base = ['--model', modelDir, '--plan', planFile];
+  const cases: [string[], RegExp][] = [
+    [['shard', ...base, '--service', 'shard-9'], /no shard named "shard-9".*its shards: shard-0, shard-1/s],
+    [['router', ...base, '--replicas', 'shard-0=static:127.0.0.1:7000'], /no replicas given for shard-1.*--discover/s],
+    [['router', ...base, '--discover', 'dns:{service}.sw.test:70000'], /is not host:port/],
+    [['router', ...base, '--discover', 'srv:{service}'], /neither static:… nor dns:…/],
+    [['shard', ...base, '--service', 'shard-0', '--listen', 'localhost'], /--listen "localhost" is not host:port/],
+    [['dense', ...base], /no dense service to start/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
   }
 });

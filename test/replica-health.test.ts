@@ -138,16 +138,3 @@ test('replica sources: a static list, and pushed updates a pool follows (a repli
     await b.close();
   }
 });
-
-test('admission control never refuses a lone query: below minInflight a long wait is a cold process, not a queue', () => {
-  let wait = 100;
-  const ac = new AdmissionControl({ maxInflight: 10, maxQueueMs: 10, burstMs: 0, minInflight: 2 }, () => wait);
-  assert.equal(ac.admit(0), true, 'first sign of a long wait: the grace starts');
-  assert.equal(ac.admit(1), true, 'one query in flight: admitted however long the wait looks');
-  assert.equal(ac.admit(2), false, 'two in flight and the wait still over budget: refused');
-  ac.release();
-  ac.release();
-  assert.equal(ac.admit(3), true, 'alone again: admitted');
-  wait = 0;
-  assert.equal(ac.admit(4), true);
-});

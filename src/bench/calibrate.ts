@@ -71,7 +71,8 @@ export async function calibrate(opts: CalibrateOptions): Promise<Calibration> {
   const config = configOf(readManifest(opts.modelDir));
   const T = config.tables.length;
   const plan = rowWisePlan(config, { shards: 1, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });
-  const sup = new LocalSupervisor({ modelDir: opts.modelDir, plan, port: 0, deadlineMs: 10_000, coalesce: null, log: silentLogger });
+  // Measuring capacity: nothing is shed, so no 429 (and its retry) enters the timings.
+  const sup = new LocalSupervisor({ modelDir: opts.modelDir, plan, port: 0, deadlineMs: 10_000, coalesce: null, admission: null, log: silentLogger });
   await sup.start();
   const clients: FrameClient[] = [];
   try {

@@ -20,12 +20,6 @@ export interface AdmissionOptions {
   maxQueueMs: number;
   /** How long the queue may stand over maxQueueMs before refusals begin (a burst's grace). */
   burstMs: number;
-  /**
-   * Never refuse while fewer than this many admitted queries are unanswered (default 0): with
-   * one query in flight nothing waits, whatever the loop's lag says — a cold process is slow
-   * on its first queries, not overloaded (CoDel never drops from a queue of one packet).
-   */
-  minInflight?: number;
 }
 
 /** The p99 SLA `serve` assumes unless told (ElasticRec's and DeepRecSys' tens of ms). */
@@ -37,7 +31,7 @@ export const DEFAULT_SLA_P99_MS = 50;
  * refusals begin.
  */
 export function admissionForSla(slaP99Ms: number, maxQueueDelayMs = 0): AdmissionOptions {
-  return { maxInflight: 1024, maxQueueMs: maxQueueDelayMs + slaP99Ms / 4, burstMs: slaP99Ms / 2, minInflight: 2 };
+  return { maxInflight: 1024, maxQueueMs: maxQueueDelayMs + slaP99Ms / 4, burstMs: slaP99Ms / 2 };
 }
 
 export class AdmissionControl {
@@ -59,7 +53,7 @@ export class AdmissionControl {
 
   /** Whether a query arriving now is admitted (release() it when answered). No allocation: it runs for every refused query. */
   admit(now = performance.now()): boolean {
-    const ok = this.inflight < this.opts.maxInflight && (this.waitOk(now) || this.inflight < (this.opts.minInflight ?? 0));
+    const ok = this.inflight < this.opts.maxInflight && this.waitOk(now);
     if (ok) {
       this.inflight++;
       if (this.refused > 0) {

@@ -5,6 +5,7 @@ import { readPlan } from '../../plan/validate.ts';
 import { badArgument } from '../../util/errors.ts';
 import { createLogger, type Logger } from '../../util/log.ts';
 import type { Running } from '../../cluster/replica-runtime.ts';
+import { ReplicaSourceByService, dnsResolver, parseHostPort, replicaSourceFromSpec } from '../../serving/dns-replica-source.ts';
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from '../options.ts';
 
 /** `shardwise shard|dense|router`: one replica of one service of a plan, in the foreground (a pod's command). */
@@ -60,10 +61,7 @@ function load(opts: ReplicaOptions) {
   return { config, plan: readPlan(opts.plan, config) };
 }
 
-async function hostPort(text: string, what: string) {
-  const { parseHostPort } = await import('../../serving/dns-replica-source.ts');
-  return parseHostPort(text, what, true);
-}
+const hostPort = (text: string, what: string) => parseHostPort(text, what, true);
 
 export function registerReplicas(program: Command): void {
   common(program.command('shard').description('serve one replica of one embedding shard of a plan (a pod\'s command)'), 'the shard (internal frames, TCP)', '127.0.0.1:7000')
@@ -72,8 +70,8 @@ export function registerReplicas(program: Command): void {
       const { plan } = load(opts);
       const shard = plan.shards.findIndex((s) => s.name === opts.service);
       if (shard < 0) throw badArgument(`the plan has no shard named ${JSON.stringify(opts.service)}`, `its shards: ${plan.shards.map((s) => s.name).join(', ')}`);
-      const listen = await hostPort(opts.listen, '--listen');
-      const metrics = await hostPort(opts.metricsListen, '--metrics-listen');
+      const listen = hostPort(opts.listen, '--listen');
+      const metrics = hostPort(opts.metricsListen, '--metrics-listen');
       const { startReplica } = await import('../../cluster/replica-runtime.ts');
       const log = createLogger(`${opts.service}/${process.pid}`);
       await runReplica(log, () => startReplica({ role: 'shard', service: opts.service, replica: 0, modelDir: opts.model, plan, shard, listen, metricsHost: metrics.host, metricsPort: metrics.port }, log), opts.drainGraceMs);
@@ -82,8 +80,8 @@ export function registerReplicas(program: Command): void {
   common(program.command('dense').description("serve one replica of a plan's dense service (bottom MLP, interaction, top MLP)"), 'the dense service (internal frames, TCP)', '127.0.0.1:7000').action(async (opts: ReplicaOptions) => {
     const { plan } = load(opts);
     if (plan.dense.placement !== 'service') throw badArgument('this plan runs the dense half inside the router (dense.placement "router"): there is no dense service to start');
-    const listen = await hostPort(opts.listen, '--listen');
-    const metrics = await hostPort(opts.metricsListen, '--metrics-listen');
+    const listen = hostPort(opts.listen, '--listen');
+    const metrics = hostPort(opts.metricsListen, '--metrics-listen');
     const { startReplica } = await import('../../cluster/replica-runtime.ts');
     const log = createLogger(`dense/${process.pid}`);
     await runReplica(log, () => startReplica({ role: 'dense', service: 'dense', replica: 0, modelDir: opts.model, listen, metricsHost: metrics.host, metricsPort: metrics.port }, log), opts.drainGraceMs);
@@ -101,13 +99,12 @@ export function registerReplicas(program: Command): void {
     .action(async (opts: RouterOptions) => {
       const { plan } = load(opts);
       const services = [...plan.shards.map((s) => s.name), ...(plan.dense.placement === 'service' ? ['dense'] : [])];
-      const { ReplicaSourceByService, dnsResolver, replicaSourceFromSpec } = await import('../../serving/dns-replica-source.ts');
       const specs = routerSpecs(opts, services);
       const log = createLogger(`router/${process.pid}`);
       const resolver = dnsResolver(opts.dnsServer);
       const source = new ReplicaSourceByService(new Map([...specs].map(([service, spec]) => [service, replicaSourceFromSpec(service, spec, { resolver, onError: log.warn })])));
-      const listen = await hostPort(opts.listen, '--listen');
-      const metrics = await hostPort(opts.metricsListen, '--metrics-listen');
+      const listen = hostPort(opts.listen, '--listen');
+      const metrics = hostPort(opts.metricsListen, '--metrics-listen');
       const { startReplica } = await import('../../cluster/replica-runtime.ts');
       const { admissionForSla } = await import('../../serving/admission.ts');
       const { DEFAULT_HTTP_LIMITS } = await import('../../serving/http-api.ts');
