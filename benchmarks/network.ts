@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { MaxQpsSearch, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
+import { MaxQpsSearch, runInterleaved, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
 import { TestNetwork, netemAvailable, netnsMissing } from '../src/bench/network-hosts.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
@@ -139,15 +139,7 @@ try {
         search: new MaxQpsSearch({ slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, minSamples: MIN_SAMPLES, floorQps: 10, onProgress: (l) => log(`[${delayMs} ms, pooled on the ${pooling}] ${l.trim()}`) }),
       };
     });
-    for (let going = true; going; ) {
-      going = false;
-      for (const c of round) {
-        const qps = c.search.next();
-        if (qps === null) continue;
-        going = true;
-        c.search.record(await runOpenLoop(c.target, encoded, { qps, durationS: c.search.durationS(qps), timeoutMs: 10_000, warmupS: 1 }));
-      }
-    }
+    await runInterleaved(round, encoded, { timeoutMs: 10_000, warmupS: 1 });
     const common = Math.max(5, 0.5 * Math.min(...round.map((c) => c.search.maxQps)));
     for (const c of round) {
       const wire = (direction: string) => scrapeMetric(c.metricsUrl, 'shardwise_wire_bytes_total', `direction="${direction}"`);

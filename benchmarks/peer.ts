@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { compiledSupervisor } from './compiled.ts';
-import { MaxQpsSearch, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
+import { MaxQpsSearch, runInterleaved, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
 import { loadModel } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { decodeBinaryScores } from '../src/protocol/oip.ts';
@@ -128,17 +128,11 @@ try {
   contenders.push({ label: 'shardwise disaggregated: 4 shards, 2 routers (dense in router)', tag: 'disagg', target: { url: `http://127.0.0.1:${disagg.routerPort}`, modelName: config.name }, stop: () => disagg.stop(), max: searchesFor('disagg') });
 
   log('\ninterleaved max-QPS searches:');
-  for (let going = true; going; ) {
-    going = false;
-    for (const c of contenders) {
-      for (const search of c.max.values()) {
-        const qps = search.next();
-        if (qps === null) continue;
-        going = true;
-        search.record(await measured(c.target, qps, search.durationS(qps)));
-      }
-    }
-  }
+  const t0 = process.cpuUsage();
+  await runInterleaved(contenders.flatMap((c) => [...c.max.values()].map((search) => ({ search, target: c.target }))), encoded, { timeoutMs: 10_000, warmupS: 1 });
+  const used = process.cpuUsage(t0);
+  generatorCpu.us += used.user + used.system;
+  generatorCpu.queries += contenders.reduce((n, c) => n + [...c.max.values()].reduce((m, s) => m + s.steps.reduce((k, r) => k + r.sent, 0), 0), 0);
   const common = 0.8 * Math.min(...contenders.map((c) => c.max.get(SLAS[0])!.maxQps));
   if (common === 0) throw new Error(`a contender met the ${SLAS[0]} ms SLA at no rate tried: nothing to compare`);
   for (const c of contenders) {

@@ -15,7 +15,7 @@
 import { readHotnessOrder } from '../src/serving/hotness.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { MaxQpsSearch, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
+import { MaxQpsSearch, runInterleaved, runOpenLoop, type LoadTarget, type RunResult } from '../src/bench/load-generator.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { encodeLookupRequest, encodeLookupResponse, type LookupRequest } from '../src/serving/messages.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
@@ -115,18 +115,8 @@ const deployments: Deployment[] = [];
 try {
   deployments.push(await deploy('monolithic (one process, whole model)', 'mono', null));
   for (const r of runs) deployments.push(await deploy(`disaggregated: ${r.label}, row-wise in hotness order, cache 2% of rows`, r.tag, r.plan));
-  // Round-robin over the searches: on a shared VM whose speed drifts for minutes at a time,
-  // deployments measured one after another would each meet a different machine.
   log(`\ninterleaved max-QPS searches (p99 SLA ${SLA_MS} ms):`);
-  for (let going = true; going; ) {
-    going = false;
-    for (const d of deployments) {
-      const qps = d.search.next();
-      if (qps === null) continue;
-      going = true;
-      d.search.record(await runOpenLoop(d.target, encoded, { qps, durationS: d.search.durationS(qps), timeoutMs: 10_000, warmupS: 1 }));
-    }
-  }
+  await runInterleaved(deployments, encoded, { timeoutMs: 10_000, warmupS: 1 });
   const half = deployments[0].search.maxQps / 2;
   if (half === 0) throw new Error(`the monolithic server met the ${SLA_MS} ms SLA at no rate tried: nothing to compare (raise SLA_MS?)`);
   for (const d of deployments) {

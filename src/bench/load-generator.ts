@@ -341,6 +341,23 @@ export class MaxQpsSearch {
   }
 }
 
+/**
+ * Runs several searches in turns, one step each, until all are done: on a shared VM whose
+ * speed drifts for minutes at a time, searches run one after another would each meet a
+ * different machine.
+ */
+export async function runInterleaved(searches: { search: MaxQpsSearch; target: LoadTarget }[], queries: EncodedQuery[], opts: { timeoutMs: number; warmupS?: number }): Promise<void> {
+  for (let going = true; going; ) {
+    going = false;
+    for (const { search, target } of searches) {
+      const qps = search.next();
+      if (qps === null) continue;
+      going = true;
+      search.record(await runOpenLoop(target, queries, { qps, durationS: search.durationS(qps), timeoutMs: opts.timeoutMs, warmupS: opts.warmupS }));
+    }
+  }
+}
+
 /** Runs a MaxQpsSearch against one target. */
 export async function findMaxQps(target: LoadTarget, queries: EncodedQuery[], opts: FindMaxOptions): Promise<{ maxQps: number; best: RunResult | null; steps: RunResult[] }> {
   const search = new MaxQpsSearch(opts);
