@@ -12,9 +12,10 @@ import type { ModelConfig } from '../src/model/types.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { loadModel, readManifest } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
-import { embeddingBag } from '../src/kernels/embedding-bag.ts';
+import { poolPieces } from '../src/serving/shard-service.ts';
+import { poolCached } from '../src/serving/disaggregated-engine.ts';
 import { Bucketizer, addPartials } from '../src/serving/bucketize.ts';
-import { readHotnessOrder, readHotnessRanges } from '../src/serving/hotness.ts';
+import { readHotnessOrder, readHotnessRanges, readRouterCache } from '../src/serving/hotness.ts';
 
 /** CPU ms per query of `fn` over every query, best of `passes` after one warm-up pass. */
 async function cpuMsPerQuery(queries: Batch[], passes: number, fn: (q: Batch, i: number) => unknown): Promise<number> {
@@ -46,19 +47,13 @@ export async function kernelBaseline(modelDir: string, config: ModelConfig, plan
     const order = readHotnessOrder(plan, config);
     const cacheRows = plan.router.cacheRows;
     const bucketizer = new Bucketizer(T, plan.shards, cacheRows, order);
-    const cache = cacheRows > 0 ? config.tables.map((_, t) => ({ ...model.tables[t], data: readHotnessRanges(modelDir, readManifest(modelDir), order, [{ table: t, rowStart: 0, rowEnd: cacheRows }])[0].data })) : null;
     const manifest = readManifest(modelDir);
+    const cache = readRouterCache(modelDir, manifest, config, order, cacheRows);
     const pieces = plan.shards.map((s) => readHotnessRanges(modelDir, manifest, order, s.pieces));
     const pieceTables = plan.shards.map((s) => s.pieces.map((p) => p.table));
     // Each shard's partials per query, computed once, so the router's pass adds them without redoing the shards' work.
     const splits = queries.map((q) => bucketizer.split(q));
-    const gather = (s: number, q: Batch, i: number) => {
-      const req = splits[i].shards[s];
-      const P = pieces[s].length;
-      const sums = new Float32Array(q.size * P * d);
-      for (let p = 0; p < P; p++) embeddingBag(pieces[s][p].data, d, req.ids, req.offsets, req.weights, false, q.size, p, P, sums, p * d, P * d);
-      return sums;
-    };
+    const gather = (s: number, _q: Batch, i: number) => poolPieces(pieces[s], d, splits[i].shards[s]);
     const partials = queries.map((q, i) => plan.shards.map((_, s) => gather(s, q, i)));
     const shards = new Map<string, number>();
     for (let s = 0; s < plan.shards.length; s++) shards.set(plan.shards[s].name, await cpuMsPerQuery(queries, passes, (q, i) => gather(s, q, i)));
@@ -66,7 +61,7 @@ export async function kernelBaseline(modelDir: string, config: ModelConfig, plan
     const router = await cpuMsPerQuery(queries, passes, (q, i) => {
       const split = bucketizer.split(q);
       const vectors = new Float32Array(q.size * (T + 1) * d);
-      if (cache) for (let t = 0; t < T; t++) embeddingBag(cache[t].data, d, split.cache.ids, split.cache.offsets, split.cache.weights, false, q.size, t, T, vectors, (t + 1) * d, (T + 1) * d);
+      if (cache) poolCached(cache, split, q.size, d, vectors);
       partials[i].forEach((sums, s) => addPartials(vectors, sums, q.size, pieceTables[s], T, d));
       return reference.dense.forward(q.dense, vectors, q.size);
     });

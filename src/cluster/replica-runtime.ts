@@ -135,7 +135,7 @@ export async function startReplica(cfg: ReplicaConfig, log: Logger, router?: Rou
       const { DisaggregatedEngine } = await import('../serving/disaggregated-engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadDense } = await import('../model/store.ts');
-      const { readHotnessOrder, readHotnessRanges } = await import('../serving/hotness.ts');
+      const { readHotnessOrder, readRouterCache } = await import('../serving/hotness.ts');
       if (!router) throw new Error('a router needs a replica source');
       const onPoolEvent = poolEvents(metrics, log, router);
       const pool = (service: string) => {
@@ -145,9 +145,8 @@ export async function startReplica(cfg: ReplicaConfig, log: Logger, router?: Rou
       };
       const shards = cfg.plan.shards.map((s) => pool(s.name));
       const dense = cfg.plan.dense.placement === 'service' ? pool('dense') : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
-      const cacheRows = cfg.plan.router.cacheRows;
       const order = readHotnessOrder(cfg.plan, config);
-      const cache = cacheRows > 0 ? readHotnessRanges(cfg.modelDir, manifest, order, config.tables.map((t, table) => ({ table, rowStart: 0, rowEnd: Math.min(cacheRows, t.rows) }))) : null;
+      const cache = readRouterCache(cfg.modelDir, manifest, config, order, cfg.plan.router.cacheRows);
       const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs, pooling: cfg.pooling });
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics, { limits: cfg.limits, admission: cfg.admission, log });
       return startFrontEnd(http, metrics, cfg, log);

@@ -3,7 +3,7 @@ import type { EmbeddingTable, ModelConfig } from '../model/types.ts';
 import type { Plan } from '../plan/types.ts';
 import { embeddingBag } from '../kernels/embedding-bag.ts';
 import type { DenseModel } from '../reference/dense-model.ts';
-import { Bucketizer, addPartials, addRawRows, divideByBagSizes } from './bucketize.ts';
+import { Bucketizer, type SplitBatch, addPartials, addRawRows, divideByBagSizes } from './bucketize.ts';
 import { FrameType } from './frame.ts';
 import type { ReplicaPool } from './replica-pool.ts';
 import { decodeLookupResponse, decodeScores, encodeDenseRequest, encodeLookupRequest } from './messages.ts';
@@ -28,6 +28,15 @@ export interface DisaggregatedParts {
 }
 
 const bytesOf = (parts: Buffer[]) => parts.reduce((s, p) => s + p.length, 0);
+
+/**
+ * Pools the lookups the router's hot-row cache serves into the interaction input [B, 1 + T, dim].
+ * Writes every table slot (zeros for bags with no cached rows), so shards' partials add on top.
+ */
+export function poolCached(cache: EmbeddingTable[], split: SplitBatch, batch: number, dim: number, vectors: Float32Array): void {
+  const T = cache.length;
+  for (let t = 0; t < T; t++) embeddingBag(cache[t].data, dim, split.cache.ids, split.cache.offsets, split.cache.weights, false, batch, t, T, vectors, (t + 1) * dim, (T + 1) * dim);
+}
 
 /**
  * The router's side of a query: map ids to hotness order and bucketize by shard range, pool cached hot rows locally,
@@ -62,10 +71,7 @@ export class DisaggregatedEngine implements InferenceEngine {
     metrics.observe('bucketize', t0);
 
     const vectors = new Float32Array(B * (T + 1) * d);
-    if (cache) {
-      // Writes every table slot (zeros for bags with no cached rows), so shards' partials add on top.
-      for (let t = 0; t < T; t++) embeddingBag(cache[t].data, d, split.cache.ids, split.cache.offsets, split.cache.weights, false, B, t, T, vectors, (t + 1) * d, (T + 1) * d);
-    }
+    if (cache) poolCached(cache, split, B, d, vectors);
     metrics.cacheLookups.inc({ service: metrics.service, result: 'hit' }, split.cache.lookups);
     metrics.cacheLookups.inc({ service: metrics.service, result: 'miss' }, batch.indices.length - split.cache.lookups);
 

@@ -28,3 +28,9 @@ export function readHotnessRanges(dir: string, manifest: Manifest, order: Hotnes
     return position ? readTableRowsInOrder(dir, manifest, table, position, rowStart, rowEnd - rowStart) : readTableRows(dir, manifest, table, rowStart, rowEnd - rowStart);
   });
 }
+
+/** The router's hot-row cache: per table its hottest `cacheRows` rows (hotness order), or null when the plan caches none. */
+export function readRouterCache(dir: string, manifest: Manifest, config: ModelConfig, order: HotnessOrder | null, cacheRows: number): EmbeddingTable[] | null {
+  if (cacheRows <= 0) return null;
+  return readHotnessRanges(dir, manifest, order, config.tables.map((t, table) => ({ table, rowStart: 0, rowEnd: Math.min(cacheRows, t.rows) })));
+}

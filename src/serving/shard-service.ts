@@ -49,21 +49,13 @@ export class ShardService {
     }
     if (offsets[0] !== 0 || offsets[offsets.length - 1] !== ids.length) throw new FrameError('offsets do not span the ids');
     const d = this.dim;
-    const reply = req.raw ? { batch: ids.length, pieces: 1, dim: d, sums: this.rawRows(req) } : { batch, pieces: P, dim: d, sums: this.pooled(req) };
+    const reply = req.raw ? { batch: ids.length, pieces: 1, dim: d, sums: this.rawRows(req) } : { batch, pieces: P, dim: d, sums: poolPieces(this.pieces, d, req) };
     this.utility.record(req);
     this.metrics.rowsServed.inc(ids.length);
     this.metrics.observe('gather', t0);
     return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse(reply) };
   };
 
-  /** One sum-pooled partial per (sample, piece) bag. */
-  private pooled({ batch, offsets, ids, weights }: LookupRequest): Float32Array {
-    const d = this.dim;
-    const P = this.pieces.length;
-    const sums = new Float32Array(batch * P * d);
-    for (let p = 0; p < P; p++) embeddingBag(this.pieces[p].data, d, ids, offsets, weights, false, batch, p, P, sums, p * d, P * d);
-    return sums;
-  }
 
   /** The row of every lookup, in request order (the router pools them). */
   private rawRows({ batch, offsets, ids }: LookupRequest): Float32Array {
@@ -81,4 +73,12 @@ export class ShardService {
     }
     return rows;
   };
+}
+
+/** A shard's answer to a lookup request: one sum-pooled partial per (sample, piece) bag, [B, P, dim]. */
+export function poolPieces(pieces: EmbeddingTable[], dim: number, { batch, offsets, ids, weights }: LookupRequest): Float32Array {
+  const P = pieces.length;
+  const sums = new Float32Array(batch * P * dim);
+  for (let p = 0; p < P; p++) embeddingBag(pieces[p].data, dim, ids, offsets, weights, false, batch, p, P, sums, p * dim, P * dim);
+  return sums;
 }
