@@ -87,15 +87,6 @@ interface Contender {
 const contenders: Contender[] = [];
 const searchesFor = (tag: string) =>
   new Map(SLAS.map((sla) => [sla, new MaxQpsSearch({ slaP99Ms: sla, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 100, onProgress: (line) => log(`[${tag} ${sla} ms] ${line.trim()}`) })]));
-const generatorCpu = { us: 0, queries: 0 };
-const measured = async (target: LoadTarget, qps: number, durationS: number) => {
-  const t0 = process.cpuUsage();
-  const r = await runOpenLoop(target, encoded, { qps, durationS, timeoutMs: 10_000, warmupS: 1 });
-  const used = process.cpuUsage(t0);
-  generatorCpu.us += used.user + used.system;
-  generatorCpu.queries += r.sent;
-  return r;
-};
 
 try {
   const peerPort = 18_000 + (process.pid % 10_000);
@@ -128,18 +119,19 @@ try {
   contenders.push({ label: 'shardwise disaggregated: 4 shards, 2 routers (dense in router)', tag: 'disagg', target: { url: `http://127.0.0.1:${disagg.routerPort}`, modelName: config.name }, stop: () => disagg.stop(), max: searchesFor('disagg') });
 
   log('\ninterleaved max-QPS searches:');
-  const t0 = process.cpuUsage();
+  // The load generator's CPU over everything it sends from here on (warm-ups included, which `sent` leaves out).
+  const generatorStart = process.cpuUsage();
   await runInterleaved(contenders.flatMap((c) => [...c.max.values()].map((search) => ({ search, target: c.target }))), encoded, { timeoutMs: 10_000, warmupS: 1 });
-  const used = process.cpuUsage(t0);
-  generatorCpu.us += used.user + used.system;
-  generatorCpu.queries += contenders.reduce((n, c) => n + [...c.max.values()].reduce((m, s) => m + s.steps.reduce((k, r) => k + r.sent, 0), 0), 0);
   const common = 0.8 * Math.min(...contenders.map((c) => c.max.get(SLAS[0])!.maxQps));
   if (common === 0) throw new Error(`a contender met the ${SLAS[0]} ms SLA at no rate tried: nothing to compare`);
   for (const c of contenders) {
-    c.atCommon = await measured(c.target, common, 10);
+    c.atCommon = await runOpenLoop(c.target, encoded, { qps: common, durationS: 10, timeoutMs: 10_000, warmupS: 1 });
     log(`[${c.tag}] at ${common.toFixed(0)} qps: p99 ${c.atCommon.latency.p99Ms.toFixed(2)} ms`);
   }
 
+  const generatorUsed = process.cpuUsage(generatorStart);
+  const runs = contenders.flatMap((c) => [...c.max.values()].flatMap((search) => search.steps).concat(c.atCommon!));
+  const generatorMs = (generatorUsed.user + generatorUsed.system) / 1000 / runs.reduce((n, r) => n + r.sent, 0);
   const [torch, monolithic, disaggregated] = contenders;
   const maxAt = (c: Contender, sla: number) => c.max.get(sla)!.maxQps;
   console.log(`\nbench:peer — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, locality ${LOCALITY}, everything (load generator included) on this 2-core machine, searches interleaved`);
@@ -150,7 +142,7 @@ try {
     ),
   );
   console.log('shardwise without admission control (the peer has none), so each is measured on what it answers within the SLA');
-  console.log(`load generator: ${(generatorCpu.us / 1000 / generatorCpu.queries).toFixed(3)} ms CPU per query sent (undici), on the same cores as the servers`);
+  console.log(`load generator: ${generatorMs.toFixed(3)} ms CPU per query sent (undici), on the same cores as the servers`);
   console.log(
     `\nmonolithic ${(maxAt(monolithic, SLAS[0]) / maxAt(torch, SLAS[0])).toFixed(1)}x PyTorch, disaggregated ` +
       SLAS.map((s) => `${(maxAt(disaggregated, s) / maxAt(monolithic, s)).toFixed(2)}x monolithic (${s} ms)`).join(', '),
