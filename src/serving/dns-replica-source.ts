@@ -55,6 +55,7 @@ export class DnsReplicaSource implements ReplicaSource {
 
   watch(_service: string, update: (addresses: Address[]) => void): () => void {
     this.watchers.add(update);
+    this.closed = false;
     if (this.current) update(this.current);
     if (!this.timer && !this.inFlight) void this.refresh();
     return () => {
