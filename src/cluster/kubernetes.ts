@@ -17,6 +17,7 @@ import type { CostModel, ReplicaRequest } from '../planner/cost-model.ts';
 import type { AutoscalerConfig, ScalingRules } from './autoscaler.ts';
 import { SCALING_SERIES, scalingConfig, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
+import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
 
 export interface ManifestOptions {
   plan: Plan;
@@ -41,8 +42,8 @@ export type KubeObject = { apiVersion: string; kind: string; metadata: { name: s
 export const PORTS = { frames: 7000, http: 8080, metrics: 9090 } as const;
 /** The largest profile put in the ConfigMap (ConfigMaps hold at most 1 MiB); bigger ones stay on the model volume. */
 const PROFILE_IN_CONFIGMAP_BYTES = 900 << 10;
-/** Seconds a router may still send to a removed pod: its DNS refresh bound (DEFAULT_DNS_REFRESH.maxMs) plus a margin. */
-const ENDPOINT_PROPAGATION_S = 6;
+/** Seconds a router may still send to a removed pod: its longest DNS refresh plus a second of margin. */
+const ENDPOINT_PROPAGATION_S = Math.ceil(DEFAULT_DNS_REFRESH.maxMs / 1000) + 1;
 /** A drained replica finishes its in-flight requests within this long (requests carry deadlines of ~2 s). */
 const DRAIN_TIMEOUT_S = 10;
 /** Memory a replica may use above its request before the limit: allocation bursts (batches, GC). */
