@@ -29,6 +29,7 @@ import { runOpenLoop, type SecondStats } from '../src/bench/load-generator.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { type DeploymentSample, sampleEverySecond } from '../src/bench/deployment-sample.ts';
 import { cdfAt } from '../src/profile/types.ts';
+import { planHotness } from '../src/profile/format.ts';
 import { PLAN_FORMAT, PLAN_VERSION, type Plan } from '../src/plan/types.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { renderTable } from '../src/util/format.ts';
@@ -74,7 +75,7 @@ function elasticPlan(): Plan {
     router: { replicas: 1, cacheRows: 0 },
     dense: { placement: 'router', replicas: 1 },
     shards: [0, 1, 2, 3].map((s) => ({ name: `shard-${s}`, replicas: 1, pieces: cuts.map((c, table) => ({ table, rowStart: c[s], rowEnd: c[s + 1] })) })),
-    hotness: { profile: profileFile },
+    hotness: planHotness(profileFile),
   };
 }
 

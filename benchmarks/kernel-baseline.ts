@@ -10,12 +10,12 @@
 import type { Batch } from '../src/model/batch.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import type { Plan } from '../src/plan/types.ts';
-import { loadModel, readManifest } from '../src/model/store.ts';
+import { DEFAULT_ROW_LOADING, loadModel, readManifest } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { poolPieces } from '../src/serving/shard-service.ts';
 import { poolCached } from '../src/serving/disaggregated-engine.ts';
 import { Bucketizer, addPartials } from '../src/serving/bucketize.ts';
-import { readHotnessOrder, readHotnessRanges, readRouterCache } from '../src/serving/hotness.ts';
+import { loadHotnessRanges, readHotnessOrder, readRouterCache } from '../src/serving/hotness.ts';
 
 /** CPU ms per query of `fn` over every query, best of `passes` after one warm-up pass. */
 async function cpuMsPerQuery(queries: Batch[], passes: number, fn: (q: Batch, i: number) => unknown): Promise<number> {
@@ -37,7 +37,7 @@ export interface KernelBaseline {
 }
 
 export async function kernelBaseline(modelDir: string, config: ModelConfig, plan: Plan, queries: Batch[], passes = 3): Promise<KernelBaseline> {
-  const model = loadModel(modelDir);
+  const model = loadModel(modelDir, DEFAULT_ROW_LOADING);
   const reference = await ReferenceModel.create(model);
   try {
     const monolith = await cpuMsPerQuery(queries, passes, (q) => reference.predictValidated(q));
@@ -48,8 +48,8 @@ export async function kernelBaseline(modelDir: string, config: ModelConfig, plan
     const cacheRows = plan.router.cacheRows;
     const bucketizer = new Bucketizer(T, plan.shards, cacheRows, order);
     const manifest = readManifest(modelDir);
-    const cache = readRouterCache(modelDir, manifest, config, order, cacheRows);
-    const pieces = plan.shards.map((s) => readHotnessRanges(modelDir, manifest, order, s.pieces));
+    const cache = readRouterCache(modelDir, manifest, plan, config, DEFAULT_ROW_LOADING)?.tables ?? null;
+    const pieces = plan.shards.map((s) => loadHotnessRanges(modelDir, manifest, plan, config, s.pieces, DEFAULT_ROW_LOADING).tables);
     const pieceTables = plan.shards.map((s) => s.pieces.map((p) => p.table));
     // Each shard's partials per query, computed once, so the router's pass adds them without redoing the shards' work.
     const splits = queries.map((q) => bucketizer.split(q));

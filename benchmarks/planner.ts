@@ -59,7 +59,7 @@ const paperNodeRatios: number[] = [];
 for (const r of rows) {
   const base = presetConfig(r.model);
   const config = { ...base, tables: base.tables.map((t) => ({ ...t, rows: 20_000_000 })) };
-  const input = { config, profile: syntheticProfile(config, { kind: 'locality', p: 0.9 }), profileFile: null, cost: costFor(r), targetQps: r.target, batch: 1, shards: 4, maxShards: 16, cacheRows: 0 };
+  const input = { config, profile: syntheticProfile(config, { kind: 'locality', p: 0.9 }), hotness: null, cost: costFor(r), targetQps: r.target, batch: 1, shards: 4, maxShards: 16, cacheRows: 0 };
   const [mw, el] = runPlanner(input, [strategyNamed('model-wise'), strategyNamed('elastic')], node);
   const gb = (b: number) => b / 1e9;
   const memRatio = mw.estimate.memBytes / el.estimate.memBytes;

@@ -21,6 +21,7 @@ import { findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { renderTable } from '../src/util/format.ts';
 import { processRss } from '../src/util/process-stats.ts';
+import { planHotness } from '../src/profile/format.ts';
 import { BATCH, LOCALITY, rm1Workload } from './rm1-workload.ts';
 
 const ROWS = Number(process.env.ROWS ?? 500_000);
@@ -42,7 +43,7 @@ if (process.env.COST) {
   cost = (await calibrate({ modelDir, batch: BATCH, sweep: [64, 256, 1024, 4096], holdout: 2048, secondsPerPoint: 2, log })).cost;
 }
 
-const input = { config, profile, profileFile, cost, targetQps: TARGET_QPS, slaP99Ms: SLA_MS, batch: BATCH, shards: 4, maxShards: 16, cacheRows: CACHE_ROWS };
+const input = { config, profile, hotness: planHotness(profileFile), cost, targetQps: TARGET_QPS, slaP99Ms: SLA_MS, batch: BATCH, shards: 4, maxShards: 16, cacheRows: CACHE_ROWS };
 const planned = runPlanner(input, allStrategies(), null);
 
 interface Served {

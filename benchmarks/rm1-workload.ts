@@ -11,7 +11,7 @@ import { generateModel } from '../src/model/generate.ts';
 import { writeTrace } from '../src/workload/generate-trace.ts';
 import { readQueries } from '../src/workload/trace-format.ts';
 import { profileFromTrace } from '../src/profile/build.ts';
-import { writeProfile } from '../src/profile/format.ts';
+import { planHotness, writeProfile } from '../src/profile/format.ts';
 import { encodeQueries } from '../src/bench/load-generator.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import type { ModelConfig } from '../src/model/types.ts';
@@ -24,7 +24,7 @@ export const LOCALITY = 0.9;
 /** A row-wise plan of `shards` in the profile's hotness order: dense in the router, the hottest 2% of rows cached there. */
 export function hotnessRowWisePlan(config: ModelConfig, shards: number, profileFile: string, dense: Plan['dense']['placement'] = 'router'): Plan {
   const cacheRows = Math.round(Math.min(...config.tables.map((t) => t.rows)) * 0.02);
-  return { ...rowWisePlan(config, { shards, replicas: 1, cacheRows, dense, denseReplicas: 1 }), hotness: { profile: profileFile } };
+  return { ...rowWisePlan(config, { shards, replicas: 1, cacheRows, dense, denseReplicas: 1 }), hotness: planHotness(profileFile) };
 }
 
 export function rm1Workload(name: string, rows: number, queryCount: number, seed: number) {

@@ -10,6 +10,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adviseHugePages", shardwise::AdviseHugePages},
       {"bucketizeCount", shardwise::BucketizeCount},
       {"bucketizePlace", shardwise::BucketizePlace},
+      {"mapFile", shardwise::MapFile},
   };
   for (const auto& k : kernels) {
     napi_value fn;

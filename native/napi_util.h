@@ -45,5 +45,6 @@ napi_value EmbeddingBag(napi_env env, napi_callback_info info);
 napi_value AdviseHugePages(napi_env env, napi_callback_info info);
 napi_value BucketizeCount(napi_env env, napi_callback_info info);
 napi_value BucketizePlace(napi_env env, napi_callback_info info);
+napi_value MapFile(napi_env env, napi_callback_info info);
 
 }  // namespace shardwise

@@ -13,6 +13,8 @@ import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { writePlan } from '../src/plan/validate.ts';
+import { DEFAULT_ROW_LOADING } from '../src/model/store.ts';
+import { mappedFileMemory } from '../src/util/process-stats.ts';
 import { cliAsync, tempDir } from './helpers.ts';
 import { testDeployments } from './deployments.ts';
 
@@ -41,6 +43,11 @@ test('scale a shard, then the router, up and down under load: zero failed querie
     assert.equal(added.length, 2);
     await sleep(1500);
     for (const r of added) assert.ok((await scrapeMetric(`http://127.0.0.1:${r.metricsPort}`, 'shardwise_rows_served_total')) > 0, `new replica ${r.replica} serves`);
+    if (DEFAULT_ROW_LOADING === 'map') {
+      // The three replicas map the same rows: each is charged a third of them in PSS.
+      const rows = sup.replicas().filter((r) => r.service === 'shard-1').map((r) => mappedFileMemory(r.pid, modelDir));
+      for (const m of rows) assert.ok(m.rss > 0 && m.pss < m.rss * 0.5, `rows shared by 3 replicas: RSS ${m.rss} B, PSS ${m.pss} B`);
+    }
     assert.deepEqual(await sup.scale('shard-1', 1), { from: 3, to: 1 });
     // Front ends share the public port: one leaving stops accepting, tells its clients Connection: close, then goes.
     assert.deepEqual(await sup.scale('router', 2), { from: 1, to: 2 });

@@ -1,9 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { presetConfig } from '../src/model/presets.ts';
 import { generateModel } from '../src/model/generate.ts';
 import { readManifest, readTableRows, readTableRowsInOrder } from '../src/model/store.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { planHotness, writeProfile } from '../src/profile/format.ts';
+import { ensureOrderedTables, orderedTablesDir } from '../src/profile/ordered-tables.ts';
+import { loadHotnessRanges } from '../src/serving/hotness.ts';
+import { ShardwiseError } from '../src/util/errors.ts';
+import { native } from '../src/util/native.ts';
+import { mappedFileMemory } from '../src/util/process-stats.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { UtilityMeter } from '../src/serving/utility-meter.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -64,4 +72,69 @@ test('the utility meter counts distinct rows touched per window of samples, idle
   meter.record(req(4, [[1], [], [], [], [], [], [], []])); // a new window: rows count again
   assert.deepEqual(windows, [5 / 15, 1 / 15]);
   assert.equal(meter.rowsHeld, 15);
+});
+
+test('hotness-ordered copies: ranges mapped or read from them equal the rows streamed through the permutation; a changed profile or a broken copy is never served', () => {
+  const dir = path.join(tempDir(), 'm');
+  const config = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 3_001, poolingFactor: 3 }, { name: 'b', rows: 500, poolingFactor: 2 }] };
+  generateModel(dir, config, 5);
+  const manifest = readManifest(dir);
+  const rng = new Rng(11);
+  const profile = {
+    source: 'test',
+    tables: config.tables.map(({ rows }) => {
+      const order = Int32Array.from({ length: rows }, (_, i) => i);
+      for (let i = rows - 1; i > 0; i--) {
+        const j = Math.floor(rng.next() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      const permutation = new Int32Array(rows);
+      order.forEach((id, pos) => (permutation[id] = pos));
+      return { rows, lookups: 0, knotPos: Int32Array.from([0, rows]), knotCdf: Float64Array.from([0, 1]), permutation };
+    }),
+  };
+  const profileFile = path.join(dir, '..', 'profile.bin');
+  writeProfile(profileFile, profile);
+  const plan = { ...rowWisePlan(config, { shards: 3, replicas: 1, cacheRows: 0, dense: 'router', denseReplicas: 1 }), hotness: planHotness(profileFile) };
+  const ranges = plan.shards[1].pieces;
+
+  // No copies yet: the tables are streamed through the permutation (the oracle).
+  const streamed = loadHotnessRanges(dir, manifest, plan, config, ranges, 'read');
+  assert.equal(streamed.source, 'tables streamed through the permutation');
+  const { written, tables } = ensureOrderedTables(dir, manifest, plan.hotness);
+  assert.ok(written);
+  assert.equal(tables.dir, orderedTablesDir(dir, plan.hotness.checksum));
+  assert.equal(ensureOrderedTables(dir, manifest, plan.hotness).written, false, 'written once');
+  for (const loading of native ? (['map', 'read'] as const) : (['read'] as const)) {
+    const fromCopy = loadHotnessRanges(dir, manifest, plan, config, ranges, loading);
+    assert.equal(fromCopy.source, 'hotness-ordered copies');
+    fromCopy.tables.forEach((t, i) => assert.deepEqual(t.data, streamed.tables[i].data, `${loading}: piece ${i}`));
+  }
+  // Without a checksum in the plan, the profile is hashed and the same copies found.
+  assert.equal(loadHotnessRanges(dir, manifest, { ...plan, hotness: { profile: profileFile } }, config, ranges, 'read').source, 'hotness-ordered copies');
+
+  // A truncated copy is not served: the ranges are streamed again.
+  const copy = path.join(tables.dir, 'table-0.f32');
+  fs.truncateSync(copy, 100);
+  assert.equal(loadHotnessRanges(dir, manifest, plan, config, ranges, 'read').source, 'tables streamed through the permutation');
+  fs.rmSync(tables.dir, { recursive: true });
+
+  // A profile that changed since planning is refused when the copies are written.
+  profile.tables[0].permutation.reverse();
+  writeProfile(profileFile, profile);
+  assert.throws(() => ensureOrderedTables(dir, manifest, plan.hotness), (e: unknown) => e instanceof ShardwiseError && /has changed since the plan was made/.test(e.message));
+});
+
+test('mapped rows are read-only views of the file, the same values as read rows; mapping needs the addon', { skip: !native && 'native addon not built' }, () => {
+  const dir = path.join(tempDir(), 'm');
+  const config = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 5_000, poolingFactor: 3 }] };
+  generateModel(dir, config, 6);
+  const manifest = readManifest(dir);
+  const read = readTableRows(dir, manifest, 0, 1_234, 2_000, 'read');
+  const mapped = readTableRows(dir, manifest, 0, 1_234, 2_000, 'map');
+  assert.deepEqual(mapped.data, read.data);
+  const table = path.join(dir, manifest.tensors['emb.0'].file);
+  const memory = mappedFileMemory(process.pid, dir);
+  assert.ok(memory.rss >= 2_000 * manifest.embeddingDim * 4 * 0.9, `the mapped rows are resident in this process (${memory.rss} bytes mapped from ${table})`);
+  assert.deepEqual(readTableRows(dir, manifest, 0, 0, 0, 'map').data, new Float32Array(0));
 });

@@ -134,7 +134,7 @@ test('cost model: Fig 9 curve, interpolation across dims, validation names the f
 
 test('every strategy plans paper-scale RM1 from shapes; elastic uses least memory and hot shards get the most replicas', () => {
   const config = { ...presetConfig('rm1'), tables: presetConfig('rm1').tables.map((t) => ({ ...t, rows: 20_000_000 })) };
-  const input = { config, profile: syntheticProfile(config, { kind: 'locality', p: 0.9 }), profileFile: null, cost: paperCost, targetQps: 100, batch: 1, shards: 4, maxShards: 16, cacheRows: 0 };
+  const input = { config, profile: syntheticProfile(config, { kind: 'locality', p: 0.9 }), hotness: null, cost: paperCost, targetQps: 100, batch: 1, shards: 4, maxShards: 16, cacheRows: 0 };
   const t0 = performance.now();
   const planned = runPlanner(input, allStrategies(), { cpus: 32, memBytes: 256 * 2 ** 30 });
   assert.ok(performance.now() - t0 < 30_000, 'plans in seconds');

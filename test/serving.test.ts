@@ -19,7 +19,7 @@ import { ShardwiseError } from '../src/util/errors.ts';
 import { writeTrace } from '../src/workload/generate-trace.ts';
 import { readQueries } from '../src/workload/trace-format.ts';
 import { profileFromTrace } from '../src/profile/build.ts';
-import { writeProfile } from '../src/profile/format.ts';
+import { planHotness, writeProfile } from '../src/profile/format.ts';
 import { COST_FORMAT, COST_VERSION, type CostModel } from '../src/planner/cost-model.ts';
 import { allStrategies } from '../src/planner/strategies.ts';
 import { runPlanner } from '../src/planner/planner.ts';
@@ -156,7 +156,7 @@ test("every strategy's plan serves in the trace profile's hotness order with par
     modelWise: { sparseQps: 100, replica: { cpus: 1, memBytes: 2000 } },
     router: { qps: 1000, replica: { cpus: 1, memBytes: 2000 } },
   };
-  const input = { config: sumConfig, profile, profileFile, cost, targetQps: 100, batch: 5, shards: 2, maxShards: 3, cacheRows: 20 };
+  const input = { config: sumConfig, profile, hotness: planHotness(profileFile), cost, targetQps: 100, batch: 5, shards: 2, maxShards: 3, cacheRows: 20 };
   const planned = runPlanner(input, allStrategies(), null);
   const reference = await ReferenceModel.create(loadModel(models.sum));
   const { queries: replay } = readQueries(trace);

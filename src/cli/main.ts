@@ -14,6 +14,7 @@ import { registerCalibrate } from './commands/calibrate.ts';
 import { registerAdmin } from './commands/admin.ts';
 import { registerReplicas } from './commands/replica.ts';
 import { registerManifests } from './commands/manifests.ts';
+import { registerOrder } from './commands/order.ts';
 
 // `shardwise serve … | head` must not die with the pipe.
 guardStdio();
@@ -37,6 +38,7 @@ registerBench(program);
 registerAdmin(program);
 registerReplicas(program);
 registerManifests(program);
+registerOrder(program);
 
 try {
   await program.parseAsync(process.argv);

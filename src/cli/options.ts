@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { AccessDistribution } from '../workload/distributions.ts';
 import { badArgument } from '../util/errors.ts';
+import { DEFAULT_ROW_LOADING } from '../model/store.ts';
 
 /** Commander parsers that reject bad values with the option's name and what was expected. */
 export function positiveInt(value: string): number {
@@ -47,6 +48,16 @@ export function accessDistribution(opts: { locality?: number; zipf?: number }): 
   if (opts.locality !== undefined) return { kind: 'locality', p: opts.locality };
   if (opts.zipf !== undefined) return { kind: 'zipf', s: opts.zipf };
   return { kind: 'uniform' };
+}
+
+/** --rows: how replicas load embedding rows (serve and the shard and router pod commands). */
+export function rowsOption(cmd: Command): Command {
+  return cmd.option(
+    '--rows <how>',
+    'how replicas load embedding rows: map (a read-only mapping of the file: replicas on one machine share the page cache and start without copying; needs the native addon) or read (copied into each replica)',
+    oneOf(['map', 'read'] as const),
+    DEFAULT_ROW_LOADING,
+  );
 }
 
 /** Progress lines go to stderr so stdout stays clean for --json and pipes. */

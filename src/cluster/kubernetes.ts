@@ -136,7 +136,7 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
   const configName = kubeName(app, 'plan');
   const profileInConfigMap = o.profile !== null && o.profile.length <= PROFILE_IN_CONFIGMAP_BYTES;
   // In the pod the plan is /config/plan.json; its profile sits next to it, or on the model volume when too big for a ConfigMap.
-  const podPlan: Plan = plan.hotness ? { ...plan, hotness: { profile: profileInConfigMap ? 'profile.bin' : '/model/profile.bin' } } : plan;
+  const podPlan: Plan = plan.hotness ? { ...plan, hotness: { ...plan.hotness, profile: profileInConfigMap ? 'profile.bin' : '/model/profile.bin' } } : plan;
   const objects: KubeObject[] = [
     {
       apiVersion: 'v1',

@@ -4,7 +4,9 @@
  * (`shardwise shard|dense|router`) both start replicas through here; they differ only in
  * how they learn replicas downstream and how they are told to stop.
  */
-import { readManifest } from '../model/store.ts';
+import { DEFAULT_ROW_LOADING, readManifest, type RowLoading } from '../model/store.ts';
+import type { RowSource } from '../serving/hotness.ts';
+import { formatBytes } from '../util/format.ts';
 import { configOf } from '../model/manifest.ts';
 import { FrameServer } from '../serving/frame-server.ts';
 import { ServiceMetrics, startMetricsServer } from '../serving/metrics.ts';
@@ -90,6 +92,14 @@ function poolEvents(metrics: ServiceMetrics, log: Logger, hooks: RouterHooks): (
   };
 }
 
+const rowLoading = (cfg: ReplicaConfig): RowLoading => cfg.rows ?? DEFAULT_ROW_LOADING;
+
+function logRows(log: Logger, bytes: number, source: RowSource, cfg: ReplicaConfig, t0: number): void {
+  const how = rowLoading(cfg) === 'map' ? 'mapped' : 'read';
+  log.info(`${formatBytes(bytes)} of rows ${how} from the ${source} in ${(performance.now() - t0).toFixed(0)} ms`);
+  if (source === 'tables streamed through the permutation') log.warn('no hotness-ordered copy of the tables for this profile: `shardwise order --plan PLAN --model DIR` writes one (serve does at start), so replicas map their rows instead of streaming whole tables');
+}
+
 async function coalesced(engine: InferenceEngine, opts: CoalescingOptions | null): Promise<InferenceEngine> {
   if (!opts) return engine;
   const { CoalescingEngine } = await import('../serving/coalescing-engine.ts');
@@ -111,7 +121,10 @@ export async function startReplica(cfg: ReplicaConfig, log: Logger, router?: Rou
   switch (cfg.role) {
     case 'shard': {
       const { ShardService } = await import('../serving/shard-service.ts');
-      return startFrameService(metrics, new ShardService(cfg.modelDir, manifest, config, cfg.plan, cfg.shard, metrics).handle, cfg, log);
+      const t0 = performance.now();
+      const shard = new ShardService(cfg.modelDir, manifest, config, cfg.plan, cfg.shard, rowLoading(cfg), metrics);
+      logRows(log, shard.bytesHeld, shard.rowSource, cfg, t0);
+      return startFrameService(metrics, shard.handle, cfg, log);
     }
     case 'dense': {
       const { DenseModel } = await import('../reference/dense-model.ts');
@@ -126,7 +139,7 @@ export async function startReplica(cfg: ReplicaConfig, log: Logger, router?: Rou
       const { MonolithicEngine } = await import('../serving/engine.ts');
       const { InferenceHttpServer } = await import('../serving/http-api.ts');
       const { loadModel } = await import('../model/store.ts');
-      const engine = await coalesced(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir))), cfg.coalesce);
+      const engine = await coalesced(new MonolithicEngine(await ReferenceModel.create(loadModel(cfg.modelDir, rowLoading(cfg)))), cfg.coalesce);
       return startFrontEnd(new InferenceHttpServer(engine, metrics, { limits: cfg.limits, admission: cfg.admission, log }), metrics, cfg, log);
     }
     case 'router': {
@@ -146,8 +159,10 @@ export async function startReplica(cfg: ReplicaConfig, log: Logger, router?: Rou
       const shards = cfg.plan.shards.map((s) => pool(s.name));
       const dense = cfg.plan.dense.placement === 'service' ? pool('dense') : await DenseModel.create(config, loadDense(cfg.modelDir, manifest));
       const order = readHotnessOrder(cfg.plan, config);
-      const cache = readRouterCache(cfg.modelDir, manifest, config, order, cfg.plan.router.cacheRows);
-      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache, metrics, deadlineMs: cfg.deadlineMs, pooling: cfg.pooling });
+      const t0 = performance.now();
+      const cache = readRouterCache(cfg.modelDir, manifest, cfg.plan, config, rowLoading(cfg));
+      if (cache) logRows(log, cache.tables.reduce((n, t) => n + t.data.byteLength, 0), cache.source, cfg, t0);
+      const engine = new DisaggregatedEngine({ config, plan: cfg.plan, order, shards, dense, cache: cache?.tables ?? null, metrics, deadlineMs: cfg.deadlineMs, pooling: cfg.pooling });
       const http = new InferenceHttpServer(await coalesced(engine, cfg.coalesce), metrics, { limits: cfg.limits, admission: cfg.admission, log });
       return startFrontEnd(http, metrics, cfg, log);
     }

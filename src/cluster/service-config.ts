@@ -1,4 +1,5 @@
 import type { Plan } from '../plan/types.ts';
+import type { RowLoading } from '../model/store.ts';
 import type { Address } from '../serving/frame-client.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
 import type { AdmissionOptions } from '../serving/admission.ts';
@@ -14,6 +15,8 @@ interface ReplicaSlot {
   metricsPort: number;
   /** Address the metrics port binds (default 127.0.0.1: beyond loopback only when asked). */
   metricsHost?: string;
+  /** How embedding rows are loaded (default: mapped where the addon is built). */
+  rows?: RowLoading;
 }
 
 /** Where an internal service (shard, dense) takes frames: a Unix socket (same machine) or TCP. */

@@ -5,6 +5,9 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Plan } from '../plan/types.ts';
+import { readManifest, type RowLoading } from '../model/store.ts';
+import { ensureOrderedTables, orderedTablesDir } from '../profile/ordered-tables.ts';
+import { formatBytes } from '../util/format.ts';
 import { type Address, addressKey } from '../serving/frame-client.ts';
 import type { CoalescingOptions } from '../serving/coalescing-engine.ts';
 import { type AdmissionOptions, DEFAULT_SLA_P99_MS, admissionForSla } from '../serving/admission.ts';
@@ -153,6 +156,8 @@ export interface SupervisorOptions {
   replicaCpus?: Partial<Record<ServiceConfig['role'], number>>;
   /** The most replicas scale() gives one service (default 16); the least is 1. */
   maxReplicasPerService?: number;
+  /** How replicas load embedding rows (default: mapped where the addon is built). */
+  rows?: RowLoading;
   log?: Logger;
 }
 
@@ -276,25 +281,50 @@ export class LocalSupervisor {
     return null;
   }
 
+  /**
+   * Makes sure the tables have hotness-ordered copies for the plan's profile (writing them once,
+   * with progress), so every shard replica, now or scaled out later, maps its ranges instead of
+   * streaming whole tables; the plan the replicas get records the profile's checksum, so none
+   * hashes it again. Where the model folder cannot be written, replicas stream (warned).
+   */
+  private withOrderedTables(plan: Plan): Plan {
+    if (!plan.hotness) return plan;
+    const manifest = readManifest(this.opts.modelDir);
+    const t0 = performance.now();
+    try {
+      const { checksum, written } = ensureOrderedTables(this.opts.modelDir, manifest, plan.hotness, (t, bytes) =>
+        this.log.info(`hotness-ordered copy of table ${t + 1}/${manifest.tables.length} written (${formatBytes(bytes)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`),
+      );
+      if (written) this.log.info(`hotness-ordered copies of the tables written in ${((performance.now() - t0) / 1000).toFixed(1)} s under ${orderedTablesDir(this.opts.modelDir, checksum)}`);
+      return { ...plan, hotness: { ...plan.hotness, checksum } };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM' && code !== 'ENOSPC') throw e;
+      this.log.warn(`cannot write hotness-ordered copies of the tables under ${this.opts.modelDir} (${code}): every shard replica will stream its tables at start`);
+      return plan;
+    }
+  }
+
   async start(): Promise<void> {
-    const { modelDir, plan, deadlineMs, coalesce, limits = DEFAULT_HTTP_LIMITS } = this.opts;
+    const { modelDir, deadlineMs, coalesce, limits = DEFAULT_HTTP_LIMITS, rows } = this.opts;
+    const plan = this.opts.plan && this.withOrderedTables(this.opts.plan);
     const admission = this.opts.admission === undefined ? admissionForSla(DEFAULT_SLA_P99_MS, coalesce?.maxDelayMs) : this.opts.admission;
     try {
       const port = this.opts.port || (await freePort());
       const frontEnd = { port, coalesce, limits, admission };
       if (!plan) {
-        await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, metricsPort: 0, ...frontEnd }));
+        await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, rows, metricsPort: 0, ...frontEnd }));
         return;
       }
       const starts: Promise<unknown>[] = plan.shards.map((s, shard) =>
-        this.startGroup(s.name, s.replicas, (replica) => ({ role: 'shard', service: s.name, replica, modelDir, metricsPort: 0, plan, shard })),
+        this.startGroup(s.name, s.replicas, (replica) => ({ role: 'shard', service: s.name, replica, modelDir, rows, metricsPort: 0, plan, shard })),
       );
       if (plan.dense.placement === 'service') {
         starts.push(this.startGroup('dense', plan.dense.replicas, (replica) => ({ role: 'dense', service: 'dense', replica, modelDir, metricsPort: 0 })));
       }
       await Promise.all(starts);
       const addresses = this.internalAddresses(plan);
-      await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, metricsPort: 0, plan, ...addresses, deadlineMs, ...frontEnd }));
+      await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, rows, metricsPort: 0, plan, ...addresses, deadlineMs, ...frontEnd }));
     } catch (e) {
       await this.stop();
       throw e;

@@ -14,6 +14,7 @@ import {
   validateConfig,
 } from './manifest.ts';
 import { allocateTable } from '../util/memory.ts';
+import { native } from '../util/native.ts';
 import { ErrorCodes, ShardwiseError, modelManifestError, modelTensorError } from '../util/errors.ts';
 
 /** Largest single read or write; fs caps one call at 2 GiB. */
@@ -77,47 +78,81 @@ export function readManifest(dir: string): Manifest {
 }
 
 /**
+ * How a replica gets its rows. `map`: a read-only mapping of the file (native addon), so
+ * replicas on one machine share the page cache's copy and a replica is ready without copying;
+ * the pages are faulted in at map time, so no query waits on a page fault. `read`: copied into
+ * the process's own memory (on transparent huge pages where available).
+ */
+export type RowLoading = 'map' | 'read';
+
+/** `map` where the addon can map files, else `read`. */
+export const DEFAULT_ROW_LOADING: RowLoading = typeof native?.mapFile === 'function' ? 'map' : 'read';
+
+/**
  * Reads `count` elements of a tensor starting at `elementOffset`, straight into a new
  * Float32Array: the file's bytes are copied once, from the page cache into the array.
  */
 export function readTensor(dir: string, manifest: Manifest, name: string, elementOffset = 0, count?: number): Float32Array {
-  const total = manifest.tensors[name].shape.reduce((a, b) => a * b, 1);
-  const out = allocateTable(count ?? total - elementOffset);
-  withTensorFile(dir, manifest, name, (read) => read(elementOffset, out));
+  const entry = manifest.tensors[name];
+  const total = entry.shape.reduce((a, b) => a * b, 1);
+  return loadFloats(path.join(dir, entry.file), name, total, elementOffset, count ?? total - elementOffset, 'read');
+}
+
+/**
+ * Elements [elementOffset, +count) of tensor `what`'s raw float32 file of `total` elements (checked against
+ * its size), mapped or read. A mapped array is read-only: writing to it kills the process.
+ */
+export function loadFloats(file: string, what: string, total: number, elementOffset: number, count: number, loading: RowLoading): Float32Array {
+  if (loading === 'map' && count > 0) {
+    if (typeof native?.mapFile !== 'function') throw new ShardwiseError(ErrorCodes.UNSUPPORTED, 'mapping rows needs the native addon, which is not built', 'run `npm run build:native`, or load rows with `read`');
+    checkedFileSize(file, what, total, fs.statSync);
+    const bytes = count * FLOAT_BYTES;
+    const mapped = native.mapFile(file, elementOffset * FLOAT_BYTES, bytes, true);
+    return new Float32Array(mapped, mapped.byteLength - bytes, count);
+  }
+  const out = allocateTable(count);
+  withFloatFile(file, what, total, (read) => read(elementOffset, out));
   return out;
 }
 
-/** Fills `out` with a tensor's elements from `elementOffset` on. */
-type TensorRead = (elementOffset: number, out: Float32Array) => void;
+/** Fills `out` with a file's elements from `elementOffset` on. */
+type FloatRead = (elementOffset: number, out: Float32Array) => void;
 
-/** Opens a tensor's file once, checks its size against model.json, and lends `body` a reader. */
-function withTensorFile<T>(dir: string, manifest: Manifest, name: string, body: (read: TensorRead) => T): T {
-  const entry = manifest.tensors[name];
-  const file = path.join(dir, entry.file);
-  const total = entry.shape.reduce((a, b) => a * b, 1);
+/** Stats a float32 file through `stat` (a path or an open fd's) and checks its size against the elements it should hold. */
+function checkedFileSize<F>(file: string, what: string, total: number, stat: (f: F) => fs.Stats, handle: F = file as F): void {
+  let size: number;
+  try {
+    size = stat(handle).size;
+  } catch (e) {
+    throw modelTensorError(file, what, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
+  }
+  if (size !== total * FLOAT_BYTES) {
+    throw modelTensorError(
+      file,
+      what,
+      `has ${size} bytes, expected ${total * FLOAT_BYTES} (${total} float32)`,
+      size < total * FLOAT_BYTES ? 'the file is truncated; copy or generate it again' : 'the file does not match model.json',
+    );
+  }
+}
+
+/** Opens a float32 file once, checks its size, and lends `body` a reader. */
+function withFloatFile<T>(file: string, what: string, total: number, body: (read: FloatRead) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw modelTensorError(file, name, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
+    throw modelTensorError(file, what, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
   }
   try {
-    const size = fs.fstatSync(fd).size;
-    if (size !== total * FLOAT_BYTES) {
-      throw modelTensorError(
-        file,
-        name,
-        `has ${size} bytes, expected ${total * FLOAT_BYTES} (shape ${JSON.stringify(entry.shape)} float32)`,
-        size < total * FLOAT_BYTES ? 'the file is truncated; copy or generate it again' : 'the file does not match model.json',
-      );
-    }
+    checkedFileSize(file, what, total, fs.fstatSync, fd);
     return body((elementOffset, out) => {
       const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
       let done = 0;
       while (done < bytes.length) {
         const want = Math.min(IO_CHUNK_BYTES, bytes.length - done);
         const got = fs.readSync(fd, bytes, done, want, elementOffset * FLOAT_BYTES + done);
-        if (got === 0) throw modelTensorError(file, name, `ended early at byte ${elementOffset * FLOAT_BYTES + done}`);
+        if (got === 0) throw modelTensorError(file, what, `ended early at byte ${elementOffset * FLOAT_BYTES + done}`);
         done += got;
       }
     });
@@ -126,11 +161,17 @@ function withTensorFile<T>(dir: string, manifest: Manifest, name: string, body: 
   }
 }
 
-/** Rows [rowStart, rowStart + rowCount) of table `t`: what an embedding shard server loads. */
-export function readTableRows(dir: string, manifest: Manifest, t: number, rowStart: number, rowCount: number): EmbeddingTable {
+/** Rows [rowStart, rowStart + rowCount) of table `t` in the model's own order. */
+export function readTableRows(dir: string, manifest: Manifest, t: number, rowStart: number, rowCount: number, loading: RowLoading = 'read'): EmbeddingTable {
   const dim = manifest.embeddingDim;
-  const data = readTensor(dir, manifest, tensorNames.table(t), rowStart * dim, rowCount * dim);
+  const name = tensorNames.table(t);
+  const data = loadFloats(tableFile(dir, manifest, t), name, manifest.tables[t].rows * dim, rowStart * dim, rowCount * dim, loading);
   return { rows: rowCount, dim, data };
+}
+
+/** Table `t`'s raw float32 file. */
+export function tableFile(dir: string, manifest: Manifest, t: number): string {
+  return path.join(dir, manifest.tensors[tensorNames.table(t)].file);
 }
 
 /** Rows streamed per read when gathering a table in another order. */
@@ -148,7 +189,7 @@ export function readTableRowsInOrder(dir: string, manifest: Manifest, t: number,
   if (position.length !== rows) throw new ShardwiseError(ErrorCodes.PROFILE_FORMAT, `table ${t}: the order has ${position.length} rows, the table ${rows}`, 'profile a trace of this model');
   const data = allocateTable(count * dim);
   const chunk = new Float32Array(Math.min(ORDERED_READ_ROWS, rows) * dim);
-  withTensorFile(dir, manifest, tensorNames.table(t), (read) => {
+  withFloatFile(tableFile(dir, manifest, t), tensorNames.table(t), rows * dim, (read) => {
     for (let first = 0; first < rows; first += ORDERED_READ_ROWS) {
       const n = Math.min(ORDERED_READ_ROWS, rows - first);
       read(first * dim, chunk.subarray(0, n * dim));
@@ -179,9 +220,9 @@ export function loadDense(dir: string, manifest = readManifest(dir)): { bottom: 
   };
 }
 
-/** The whole model in memory: the monolithic reference and the model-wise baseline. */
-export function loadModel(dir: string): Model {
+/** The whole model: the monolithic reference and the model-wise baseline. */
+export function loadModel(dir: string, loading: RowLoading = 'read'): Model {
   const manifest = readManifest(dir);
-  const tables = manifest.tables.map((t, i) => readTableRows(dir, manifest, i, 0, t.rows));
+  const tables = manifest.tables.map((t, i) => readTableRows(dir, manifest, i, 0, t.rows, loading));
   return { config: configOf(manifest), tables, ...loadDense(dir, manifest) };
 }

@@ -40,9 +40,11 @@ export interface Plan {
   /**
    * The profile whose permutations define hotness order: the router maps each id to its sorted
    * position and shards load their rows through the inverse. In the JSON file the path is
-   * relative to the plan's directory; absent, rows are in identity order.
+   * relative to the plan's directory; absent, rows are in identity order. `checksum` (sha256
+   * of the profile, hex) pins the profile the ranges were cut from and keys the tables'
+   * hotness-ordered copies; plans without one have it computed when needed.
    */
-  hotness?: { profile: string };
+  hotness?: { profile: string; checksum?: string };
   /** The load the plan was sized for; shards measure memory utility over 1000 such queries. */
   workload?: PlanWorkload;
 }

@@ -65,6 +65,9 @@ export function validatePlan(plan: Plan, config: ModelConfig, file = 'plan'): vo
   if (plan.hotness !== undefined && (typeof plan.hotness?.profile !== 'string' || plan.hotness.profile === '')) {
     fail(`hotness.profile must be the path of a profile file, got ${JSON.stringify(plan.hotness?.profile)}`);
   }
+  if (plan.hotness?.checksum !== undefined && !/^[0-9a-f]{64}$/.test(String(plan.hotness.checksum))) {
+    fail(`hotness.checksum must be the profile's sha256 in hex (64 characters), got ${JSON.stringify(plan.hotness.checksum)}`);
+  }
   const w = plan.workload;
   if (w !== undefined) {
     if (!(typeof w?.targetQps === 'number' && w.targetQps > 0)) fail(`workload.targetQps must be a number > 0, got ${w?.targetQps}`);
@@ -96,13 +99,13 @@ export function readPlan(file: string, config: ModelConfig): Plan {
   }
   validatePlan(plan, config, file);
   // In memory the profile path is absolute, so services started anywhere find it.
-  if (plan.hotness) plan.hotness = { profile: path.resolve(path.dirname(file), plan.hotness.profile) };
+  if (plan.hotness) plan.hotness = { ...plan.hotness, profile: path.resolve(path.dirname(file), plan.hotness.profile) };
   checkHotnessProfile(plan, config, file);
   return plan;
 }
 
 /** Writes the plan; the hotness profile's path is stored relative to the plan's directory. */
 export function writePlan(file: string, plan: Plan): void {
-  const stored = plan.hotness ? { ...plan, hotness: { profile: path.relative(path.dirname(path.resolve(file)), path.resolve(plan.hotness.profile)) } } : plan;
+  const stored = plan.hotness ? { ...plan, hotness: { ...plan.hotness, profile: path.relative(path.dirname(path.resolve(file)), path.resolve(plan.hotness.profile)) } } : plan;
   fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n');
 }

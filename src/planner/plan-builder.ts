@@ -23,7 +23,7 @@ export function disaggregatedPlan(input: PlanningInput, strategy: string, shards
     router: { replicas: replicasFor(targetQps, cost.router.qps), cacheRows: input.cacheRows },
     dense: { placement: 'service', replicas: replicasFor(targetQps, cost.dense.qps) },
     shards: shards.filter((p) => p.length > 0).map((pieces, k) => ({ name: `shard-${k}`, replicas: shardReplicas(input, pieces), pieces })),
-    ...(input.profileFile && { hotness: { profile: input.profileFile } }),
+    ...(input.hotness && { hotness: input.hotness }),
     workload: workloadOf(input),
   };
 }

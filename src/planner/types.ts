@@ -7,8 +7,8 @@ import type { CostModel } from './cost-model.ts';
 export interface PlanningInput {
   config: ModelConfig;
   profile: HotnessProfile;
-  /** The file `profile` came from when it holds permutations: plans then serve in its hotness order. */
-  profileFile: string | null;
+  /** The file `profile` came from (and its checksum) when it holds permutations: plans then serve in its hotness order. */
+  hotness: Required<NonNullable<Plan['hotness']>> | null;
   cost: CostModel;
   targetQps: number;
   slaP99Ms?: number;

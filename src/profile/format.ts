@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
 import type { ModelConfig } from '../model/types.ts';
 import { profileError } from '../util/errors.ts';
 import type { HotnessProfile, TableProfile } from './types.ts';
@@ -140,5 +142,26 @@ export function readProfile(file: string, config?: ModelConfig, opts: ReadProfil
       return { rows: h.rows, lookups: h.lookups, knotPos, knotCdf, permutation };
     });
     return { source: header.source, tables };
+  });
+}
+
+/** Bytes hashed per read. */
+const CHECKSUM_CHUNK_BYTES = 16 << 20;
+
+/** A plan's record of the profile it serves in the hotness order of: its absolute path and checksum. */
+export const planHotness = (file: string): { profile: string; checksum: string } => ({ profile: path.resolve(file), checksum: profileChecksum(file) });
+
+/** sha256 of a profile file, hex: what a plan and the hotness-ordered copies of its tables are keyed by. */
+export function profileChecksum(file: string): string {
+  return withProfile(file, (r) => {
+    const hash = createHash('sha256');
+    const chunk = Buffer.alloc(Math.min(CHECKSUM_CHUNK_BYTES, r.size));
+    for (let at = 0; at < r.size; ) {
+      const got = fs.readSync(r.fd, chunk, 0, Math.min(chunk.length, r.size - at), at);
+      if (got === 0) break;
+      hash.update(chunk.subarray(0, got));
+      at += got;
+    }
+    return hash.digest('hex');
   });
 }

@@ -8,12 +8,13 @@ import { FrameError } from './frame.ts';
 import type { Reply } from './frame-server.ts';
 import { decodeLookupRequest, encodeLookupResponse, type LookupRequest } from './messages.ts';
 import type { ServiceMetrics } from './metrics.ts';
-import { readHotnessOrder, readHotnessRanges } from './hotness.ts';
+import { loadHotnessRanges, type RowSource } from './hotness.ts';
+import type { RowLoading } from '../model/store.ts';
 import { UtilityMeter } from './utility-meter.ts';
 
 /**
- * An embedding shard: holds its pieces' rows (read straight from the model directory, only
- * its ranges, in the plan's hotness order) and answers lookup requests with one sum-pooled
+ * An embedding shard: holds its pieces' rows (only its ranges, in the plan's hotness order:
+ * mapped or read from the tables' hotness-ordered copies where they exist) and answers lookup requests with one sum-pooled
  * vector per (sample, piece) bag: partials, never raw rows. Measures its memory utility.
  */
 export class ShardService {
@@ -22,12 +23,16 @@ export class ShardService {
   readonly name: string;
   readonly dim: number;
 
-  constructor(dir: string, manifest: Manifest, config: ModelConfig, plan: Plan, shard: number, private readonly metrics: ServiceMetrics) {
+  /** Where the rows came from (for the start-up log). */
+  readonly rowSource: RowSource;
+
+  constructor(dir: string, manifest: Manifest, config: ModelConfig, plan: Plan, shard: number, loading: RowLoading, private readonly metrics: ServiceMetrics) {
     this.dim = manifest.embeddingDim;
     const spec = plan.shards[shard];
     this.name = spec.name;
-    const order = readHotnessOrder(plan, config, new Set(spec.pieces.map((p) => p.table)));
-    this.pieces = readHotnessRanges(dir, manifest, order, spec.pieces);
+    const loaded = loadHotnessRanges(dir, manifest, plan, config, spec.pieces, loading);
+    this.pieces = loaded.tables;
+    this.rowSource = loaded.source;
     const windowSamples = UTILITY_WINDOW_QUERIES * (plan.workload?.samplesPerQuery ?? 1);
     this.utility = new UtilityMeter(this.pieces.map((p) => p.rows), windowSamples, (u) => metrics.memoryUtility.set(u));
     metrics.rowsHeld.set(this.utility.rowsHeld);

@@ -10,6 +10,8 @@ export interface NativeAddon {
   adviseHugePages(array: Float32Array): number;
   bucketizeCount: BucketizeKernels['count'];
   bucketizePlace: BucketizeKernels['place'];
+  /** A read-only mapping of bytes [byteOffset, +byteLength) of a file, from the page boundary below byteOffset (native/mapped_file.cc). */
+  mapFile(path: string, byteOffset: number, byteLength: number, populate: boolean): ArrayBuffer;
 }
 
 /**

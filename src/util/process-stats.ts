@@ -38,3 +38,31 @@ export function processCpuSeconds(pid: number): number {
 
 /** USER_HZ: Linux reports process times in these ticks, 100 per second on every mainstream platform. */
 const CLOCK_TICKS = 100;
+
+/**
+ * RSS and PSS of a live process's mappings of files under `dir` (/proc/PID/smaps): the
+ * embedding rows it maps. Replicas sharing those pages each count a share in PSS, so across
+ * n replicas of one shard PSS is about RSS / n. Zeros where /proc does not have it.
+ */
+export function mappedFileMemory(pid: number, dir: string): { rss: number; pss: number } {
+  const out = { rss: 0, pss: 0 };
+  let smaps: string;
+  try {
+    smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return out;
+  }
+  let inDir = false;
+  for (const line of smaps.split('\n')) {
+    // A mapping's header line: "start-end perms offset dev inode   path".
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s+(.*)$/.exec(line);
+    if (header) {
+      inDir = header[1].startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+      continue;
+    }
+    if (!inDir) continue;
+    const field = /^(Rss|Pss):\s+(\d+) kB/.exec(line);
+    if (field) out[field[1] === 'Rss' ? 'rss' : 'pss'] += Number(field[2]) * 1024;
+  }
+  return out;
+}

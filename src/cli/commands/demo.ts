@@ -10,7 +10,7 @@ import { traceStats } from '../../workload/trace-stats.ts';
 import { rowWisePlan } from '../../planner/row-wise.ts';
 import { writePlan } from '../../plan/validate.ts';
 import { profileFromTrace } from '../../profile/build.ts';
-import { writeProfile } from '../../profile/format.ts';
+import { planHotness, writeProfile } from '../../profile/format.ts';
 import { LocalSupervisor } from '../../cluster/supervisor.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { inferBinary, scrapeMetric } from '../../protocol/oip-client.ts';
@@ -61,7 +61,7 @@ async function runDemo(opts: DemoOptions): Promise<void> {
 
   // Rows in the trace's hotness order, so the router's 2% cache holds the hottest rows.
   writeProfile(profileFile, profileFromTrace(traceFile));
-  const plan = { ...rowWisePlan(config, { shards: opts.shards, replicas: 1, cacheRows: Math.round(opts.rows * 0.02), dense: 'router', denseReplicas: 1 }), hotness: { profile: path.resolve(profileFile) } };
+  const plan = { ...rowWisePlan(config, { shards: opts.shards, replicas: 1, cacheRows: Math.round(opts.rows * 0.02), dense: 'router', denseReplicas: 1 }), hotness: planHotness(profileFile) };
   writePlan(planFile, plan);
   progress(`[3/5] serving it disaggregated: ${plan.shards.length} embedding shards (${plan.strategy}, rows in the trace's hotness order, plan in ${planFile}), dense MLPs in the router`);
   const supervisor = new LocalSupervisor({ modelDir, plan, port: 0, deadlineMs: 5000, coalesce: DEFAULT_COALESCING });

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { readManifest } from '../../model/store.ts';
 import { configOf, validateConfig } from '../../model/manifest.ts';
 import type { ModelConfig } from '../../model/types.ts';
-import { readProfile } from '../../profile/format.ts';
+import { planHotness, readProfile } from '../../profile/format.ts';
 import { syntheticProfile } from '../../profile/build.ts';
 import { rowWisePlan } from '../../planner/row-wise.ts';
 import { readCostModel } from '../../planner/cost-model.ts';
@@ -93,8 +93,8 @@ function planCommand(opts: PlanOptions): void {
   if (node && !(node.cpus > 0 && node.memBytes > 0)) throw badArgument('give both --node-cpus and --node-mem-gb to place replicas on nodes');
   const strategies = opts.strategy === 'all' ? allStrategies() : [strategyNamed(opts.strategy)];
   if (opts.strategy === 'all' && opts.out) throw badArgument('--out writes one plan: pick a --strategy, or leave --out off with all');
-  const profileFile = opts.profile && profile.tables.every((t) => t.permutation) ? path.resolve(opts.profile) : null;
-  const input = { config, profile, profileFile, cost, targetQps: opts.targetQps, slaP99Ms: opts.slaP99Ms, batch: opts.batch, shards: opts.shards, maxShards: opts.maxShards, cacheRows: opts.cacheRows };
+  const hotness = opts.profile && profile.tables.every((t) => t.permutation) ? planHotness(opts.profile) : null;
+  const input = { config, profile, hotness, cost, targetQps: opts.targetQps, slaP99Ms: opts.slaP99Ms, batch: opts.batch, shards: opts.shards, maxShards: opts.maxShards, cacheRows: opts.cacheRows };
   const planned = runPlanner(input, strategies, node);
   if (opts.json) {
     console.log(JSON.stringify(planned.map(({ plan, estimate }) => ({ plan, estimate: { ...estimate, placement: estimate.placement && { node: estimate.placement.node, nodes: estimate.placement.nodes.length } } })), null, 2));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { readManifest } from '../../model/store.ts';
+import { readManifest, type RowLoading } from '../../model/store.ts';
 import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
 import { badArgument } from '../../util/errors.ts';
@@ -11,7 +11,7 @@ import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts'
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { ReplicaSourceByService, dnsResolver, parseHostPort, replicaSourceFromSpec } from '../../serving/dns-replica-source.ts';
-import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from '../options.ts';
+import { nonNegativeInt, oneOf, positiveInt, positiveNumber, rowsOption } from '../options.ts';
 
 /** `shardwise shard|dense|router`: one replica of one service of a plan, in the foreground (a pod's command). */
 interface ReplicaOptions {
@@ -32,6 +32,7 @@ interface RouterOptions extends ReplicaOptions {
   coalesce: number;
   admission: boolean;
   pooling: 'shard' | 'router';
+  rows: RowLoading;
 }
 
 const collect = (value: string, list: string[]) => [...list, value];
@@ -71,13 +72,13 @@ async function runReplica(service: string, opts: ReplicaOptions, replicaOf: (pla
 }
 
 export function registerReplicas(program: Command): void {
-  common(program.command('shard').description("serve one replica of one embedding shard of a plan (a pod's command)"), 'the shard (internal frames, TCP)', '127.0.0.1:7000')
+  rowsOption(common(program.command('shard').description("serve one replica of one embedding shard of a plan (a pod's command)"), 'the shard (internal frames, TCP)', '127.0.0.1:7000'))
     .requiredOption('--service <name>', 'the shard, by its name in the plan (shard-0 …)')
-    .action((opts: ReplicaOptions & { service: string }) =>
+    .action((opts: ReplicaOptions & { service: string; rows: RowLoading }) =>
       runReplica(opts.service, opts, (plan) => {
         const shard = plan.shards.findIndex((s) => s.name === opts.service);
         if (shard < 0) throw badArgument(`the plan has no shard named ${JSON.stringify(opts.service)}`, `its shards: ${plan.shards.map((s) => s.name).join(', ')}`);
-        return (listen, metrics) => ({ config: { role: 'shard', service: opts.service, replica: 0, modelDir: opts.model, plan, shard, listen, metricsHost: metrics.host, metricsPort: metrics.port } });
+        return (listen, metrics) => ({ config: { role: 'shard', service: opts.service, replica: 0, modelDir: opts.model, rows: opts.rows, plan, shard, listen, metricsHost: metrics.host, metricsPort: metrics.port } });
       }),
     );
 
@@ -88,7 +89,7 @@ export function registerReplicas(program: Command): void {
     }),
   );
 
-  common(program.command('router').description('serve one replica of the router: the public OIP API, fanning out to shard (and dense) replicas it discovers'), 'the public HTTP API', '127.0.0.1:8080')
+  rowsOption(common(program.command('router').description('serve one replica of the router: the public OIP API, fanning out to shard (and dense) replicas it discovers'), 'the public HTTP API', '127.0.0.1:8080'))
     .option('--replicas <service=spec>', "where one service's replicas are: shard-0=static:10.0.0.5:7000,10.0.0.6:7000 or shard-0=dns:shard-0.ns.svc.cluster.local:7000 (repeat per service)", collect, [])
     .option('--discover <template>', 'the spec of every service not given by --replicas, {service} replaced by its name: e.g. dns:shardwise-{service}:7000')
     .option('--dns-server <host[:port]>', 'ask this DNS server (repeatable; default: the system resolver)', collect, [])
@@ -107,7 +108,7 @@ export function registerReplicas(program: Command): void {
           const resolver = dnsResolver(opts.dnsServer);
           const source = new ReplicaSourceByService(new Map([...specs].map(([service, spec]) => [service, replicaSourceFromSpec(service, spec, { resolver, onError: log.warn })])));
           return {
-            config: { role: 'router', service: 'router', replica: 0, modelDir: opts.model, plan, deadlineMs: opts.deadlineMs, pooling: opts.pooling, port: listen.port, host: listen.host, coalesce, limits: DEFAULT_HTTP_LIMITS, admission, metricsHost: metrics.host, metricsPort: metrics.port },
+            config: { role: 'router', service: 'router', replica: 0, modelDir: opts.model, rows: opts.rows, plan, deadlineMs: opts.deadlineMs, pooling: opts.pooling, port: listen.port, host: listen.host, coalesce, limits: DEFAULT_HTTP_LIMITS, admission, metricsHost: metrics.host, metricsPort: metrics.port },
             router: { source },
           };
         };

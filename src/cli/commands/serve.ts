@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { readManifest } from '../../model/store.ts';
+import { readManifest, type RowLoading } from '../../model/store.ts';
 import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
 import * as fs from 'node:fs';
@@ -13,7 +13,7 @@ import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts'
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress, scalingOptions } from '../options.ts';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress, rowsOption, scalingOptions } from '../options.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
@@ -41,6 +41,7 @@ interface ServeOptions extends ScalingSettings {
   adminPort?: number;
   adminTokenFile?: string;
   autoscale?: boolean;
+  rows: RowLoading;
 }
 
 /** One HPA loop per service, each on its kind's metric, the targets and windows from the flags. */
@@ -92,7 +93,7 @@ export function registerServe(program: Command): void {
     .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight requests')
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs);
-  scalingOptions(cmd).action(async (opts: ServeOptions) => {
+  scalingOptions(rowsOption(cmd)).action(async (opts: ServeOptions) => {
     if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
     const config = configOf(readManifest(opts.model));
     const plan = opts.plan ? readPlan(opts.plan, config) : null;
@@ -102,7 +103,7 @@ export function registerServe(program: Command): void {
     const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
     const cpus = opts.replicaCpus;
     const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
-    const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas });
+    const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
     const autoscale = opts.autoscale ? autoscaleLoop(supervisor, opts) : null;
