@@ -15,13 +15,14 @@ export interface Pod {
   stop: (signal?: NodeJS.Signals) => Promise<void>;
 }
 
-/** Starts a pod's command (prefix: e.g. `ip netns exec h1` to run it on another network host) and waits for its ready line. */
-export async function startPod(args: string[], prefix: string[] = []): Promise<Pod> {
+/**
+ * Starts a pod's command (prefix: e.g. `ip netns exec h1` to run it on another network host)
+ * and resolves as its ready line arrives (not on a poll: bench:replica times start-up by it).
+ */
+export async function startPod(args: string[], prefix: string[] = [], timeoutMs = 15_000): Promise<Pod> {
   const argv = [...prefix, process.execPath, ...CLI.execArgv, CLI.file, ...args];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
-  child.stdout!.on('data', (c) => (text += c));
-  child.stderr!.on('data', (c) => (text += c));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const pod: Pod = {
     child,
@@ -33,18 +34,24 @@ export async function startPod(args: string[], prefix: string[] = []): Promise<P
       await exited;
     },
   };
-  for (let i = 0; i < 300; i++) {
-    const m = /ready: (?:port (\d+)|\S+), metrics port (\d+)/.exec(text);
-    if (m) {
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    const onData = (c: Buffer) => {
+      text += c;
+      const m = /ready: (?:port (\d+)|\S+), metrics port (\d+)/.exec(text);
+      if (!m) return;
       pod.port = Number(m[1] ?? 0);
       pod.metricsPort = Number(m[2]);
-      return pod;
-    }
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then(() => (clearTimeout(timer), resolve(false)));
+  });
+  if (ready) return pod;
   await pod.stop('SIGKILL');
-  throw new Error(`${args[0]} did not become ready:\n${text}`);
+  throw new Error(`${args[0]} did not become ready within ${timeoutMs} ms:\n${text}`);
 }
 
 /** Polls a readiness URL until it answers 200 (as a Kubernetes readiness probe would), or throws with its last answer. */

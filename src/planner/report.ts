@@ -16,7 +16,9 @@ export function renderEstimate(e: PlanEstimate, pricePerNodeHour?: number): stri
     s.utility === null ? '-' : pctOf(s.utility),
     formatBytes(s.replicas * s.memPerReplica),
   ]);
-  const totals = [`memory allocated ${formatBytes(e.memBytes)}`, `memory utility ${pctOf(e.utility)} (replica-weighted)`];
+  // Each replica is charged its rows in full, as on a node of its own (the RSS a cluster
+  // reserves); replicas mapping the same rows on one machine share them (PSS), never counted here.
+  const totals = [`memory allocated ${formatBytes(e.memBytes)} (per replica as on its own node: RSS, not PSS)`, `memory utility ${pctOf(e.utility)} (replica-weighted)`];
   if (e.placement) {
     const n = e.placement.nodes.length;
     totals.push(`${n} node${n === 1 ? '' : 's'} of ${e.placement.node.cpus} CPUs / ${formatBytes(e.placement.node.memBytes)}`);
