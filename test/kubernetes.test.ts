@@ -15,7 +15,9 @@ import { COST_FORMAT, COST_VERSION, type CostModel } from '../src/planner/cost-m
 import { writeTrace } from '../src/workload/generate-trace.ts';
 import { profileFromTrace } from '../src/profile/build.ts';
 import { writeProfile } from '../src/profile/format.ts';
-import { scalingConfig } from '../src/cluster/scaling-config.ts';
+import { scalingConfig, scalingTarget } from '../src/cluster/scaling-config.ts';
+import { planningInputOf, replicaCapacities } from '../src/planner/capacity.ts';
+import { readPlan } from '../src/plan/validate.ts';
 import type { KubeObject } from '../src/cluster/kubernetes.ts';
 import { cli, tempDir } from './helpers.ts';
 import { startPod, waitReady } from './pods.ts';
@@ -77,9 +79,13 @@ test('every object of a plan validates against the Kubernetes 1.27 schema; a bro
 });
 
 test("the HPAs carry the local autoscaler's config for the same flags (metric, target, bounds, behavior)", () => {
-  const settings = { shardTargetLookups: 250_000, denseTargetRps: 500, frontEndTargetInflight: 16, maxReplicas: 12, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 120 };
+  // The flags given: a shard target; the dense target comes from the cost model (70% of 500 rps).
+  const settings = { shardTargetLookups: 250_000, targetUtilization: 0.7, frontEndTargetInflight: 16, maxReplicas: 12, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 120 };
+  const plan = readPlan(planFile, config);
+  const capacities = replicaCapacities(planningInputOf(plan, config, cost), plan);
+  assert.equal(scalingTarget('dense', 'dense', settings, capacities), 350);
   for (const [component, kind] of [['shard-1', 'shard'], ['dense', 'dense'], ['router', 'router']] as const) {
-    const local = scalingConfig(kind, settings);
+    const local = scalingConfig(kind, settings, scalingTarget(kind, component, settings, capacities));
     const spec = find('HorizontalPodAutoscaler', component).spec as { minReplicas: number; maxReplicas: number; metrics: { pods: { metric: { name: string }; target: { averageValue: string } } }[]; behavior: { scaleUp: { stabilizationWindowSeconds: number; policies: { type: string; value: number; periodSeconds: number }[] }; scaleDown: { stabilizationWindowSeconds: number } } };
     assert.equal(spec.metrics[0].pods.metric.name, local.metric);
     assert.equal(Number(spec.metrics[0].pods.target.averageValue), local.target);

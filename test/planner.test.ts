@@ -13,6 +13,9 @@ import { allStrategies, strategyNamed } from '../src/planner/strategies.ts';
 import { runPlanner } from '../src/planner/planner.ts';
 import { Rng } from '../src/util/rng.ts';
 import { tempDir } from './helpers.ts';
+import { rowWisePlan } from '../src/planner/row-wise.ts';
+import { planningInputOf, replicaCapacities } from '../src/planner/capacity.ts';
+import { DEFAULT_TARGETS, scalingTarget } from '../src/cluster/scaling-config.ts';
 
 test('DP reproduces the Fig 10 toy example', () => {
   const cost = (i: number, j: number) => (j - i + 1) ** 2 / i;
@@ -170,4 +173,32 @@ test('plan --strategy all from shapes; an elastic plan from a trace profile; no 
   const bad = cli(['plan', '--model', model, '--strategy', 'elastic', '--out', planFile]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /sizes replicas with a cost model/);
+});
+
+test("autoscaler targets from the cost model: a shard's lookups/s capacity at its expected lookups per query, scaled to the replicas' CPUs; flags win", () => {
+  const config = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1000, poolingFactor: 4 }, { name: 'b', rows: 500, poolingFactor: 2 }] };
+  const cost: CostModel = {
+    format: COST_FORMAT,
+    version: COST_VERSION,
+    source: 'test',
+    shard: { curves: [{ dim: config.embeddingDim, alphaMs: 0.2, betaMs: 0.01 }], replica: { cpus: 0.5, memBytes: 0 } },
+    dense: { qps: 800, replica: { cpus: 0.5, memBytes: 0 } },
+    modelWise: { sparseQps: 100, replica: { cpus: 1, memBytes: 0 } },
+    router: { qps: 100, replica: { cpus: 1, memBytes: 0 } },
+  };
+  const plan = { ...rowWisePlan(config, { shards: 2, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 }), workload: { targetQps: 100, samplesPerQuery: 3 } };
+  const input = planningInputOf(plan, config, cost);
+  // Identity order, uniform access: each shard holds half of every table, so half its lookups: 3 × (4 + 2) / 2 = 9 per query.
+  const capacity = replicaCapacities(input, plan);
+  const expected = 9 * (1000 / (0.2 + 0.01 * 9));
+  for (const s of ['shard-0', 'shard-1']) assert.ok(Math.abs(capacity.get(s)! - expected) < 1e-6, `${s}: ${capacity.get(s)} vs ${expected}`);
+  assert.equal(capacity.get('dense'), 800);
+  // Replicas at 0.25 CPU against a cost model measured at 0.5: half of it.
+  assert.ok(Math.abs(replicaCapacities(input, plan, 0.25).get('shard-0')! - expected / 2) < 1e-6);
+  const settings = { targetUtilization: 0.5, frontEndTargetInflight: 8, maxReplicas: 4, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 300 };
+  assert.equal(scalingTarget('shard', 'shard-0', settings, capacity), Math.round(expected / 2));
+  assert.equal(scalingTarget('dense', 'dense', settings, capacity), 400);
+  assert.equal(scalingTarget('router', 'router', settings, capacity), 8);
+  assert.equal(scalingTarget('shard', 'shard-0', { ...settings, shardTargetLookups: 1234 }, capacity), 1234, 'an explicit flag wins');
+  assert.equal(scalingTarget('shard', 'shard-0', settings, null), DEFAULT_TARGETS.shardLookups, 'no cost model: the default');
 });

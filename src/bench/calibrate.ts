@@ -20,6 +20,8 @@ export interface CalibrateOptions {
   sweep: number[];
   holdout: number;
   secondsPerPoint: number;
+  /** Measure every service under this CPU limit (cgroups, as `serve --replica-cpus`); the cost model records it as each replica's CPUs. */
+  replicaCpus?: number;
   log: (line: string) => void;
 }
 
@@ -72,8 +74,14 @@ export async function calibrate(opts: CalibrateOptions): Promise<Calibration> {
   const T = config.tables.length;
   const plan = rowWisePlan(config, { shards: 1, replicas: 1, cacheRows: 0, dense: 'service', denseReplicas: 1 });
   // Measuring capacity: nothing is shed, so no 429 (and its retry) enters the timings.
-  const sup = new LocalSupervisor({ modelDir: opts.modelDir, plan, port: 0, deadlineMs: 10_000, coalesce: null, admission: null, log: silentLogger });
+  const c = opts.replicaCpus;
+  const replicaCpus = c === undefined ? undefined : { shard: c, dense: c, router: c };
+  const sup = new LocalSupervisor({ modelDir: opts.modelDir, plan, port: 0, deadlineMs: 10_000, coalesce: null, admission: null, replicaCpus, log: silentLogger });
   await sup.start();
+  // One event loop per replica: unlimited, a replica uses about one CPU.
+  const limited = c !== undefined && sup.replicas().every((r) => r.cpuLimit === c);
+  if (c !== undefined && !limited) opts.log(`warning: the ${c}-CPU limit could not be enforced (no writable cgroup cpu controller); measuring unlimited replicas, recorded as 1 CPU each`);
+  const cpus = limited ? c : 1;
   const clients: FrameClient[] = [];
   try {
     const replicas = sup.replicas();
@@ -142,11 +150,11 @@ export async function calibrate(opts: CalibrateOptions): Promise<Calibration> {
     const cost: CostModel = {
       format: COST_FORMAT,
       version: COST_VERSION,
-      source: `calibrated on this machine for model '${config.name}', batch ${opts.batch}, ${new Date().toISOString().slice(0, 10)}`,
-      shard: { curves: [{ dim: config.embeddingDim, alphaMs: alpha, betaMs: beta }], replica: { cpus: 1, memBytes: shardIdle } },
-      dense: { qps: denseByBatch.find((d) => d.batch === opts.batch)!.qps, replica: { cpus: 1, memBytes: dense.info.rssBytes } },
-      modelWise: { sparseQps: 1000 / (alpha + beta * wholeModelLookups), replica: { cpus: 1, memBytes: shardIdle + dense.info.rssBytes } },
-      router: { qps: routerQps, replica: { cpus: 1, memBytes: router.rssBytes } },
+      source: `calibrated on this machine for model '${config.name}', batch ${opts.batch}${limited ? `, ${c} CPU per replica` : ''}, ${new Date().toISOString().slice(0, 10)}`,
+      shard: { curves: [{ dim: config.embeddingDim, alphaMs: alpha, betaMs: beta }], replica: { cpus, memBytes: shardIdle } },
+      dense: { qps: denseByBatch.find((d) => d.batch === opts.batch)!.qps, replica: { cpus, memBytes: dense.info.rssBytes } },
+      modelWise: { sparseQps: 1000 / (alpha + beta * wholeModelLookups), replica: { cpus, memBytes: shardIdle + dense.info.rssBytes } },
+      router: { qps: routerQps, replica: { cpus, memBytes: router.rssBytes } },
     };
     return { cost, points, holdout: { x: opts.holdout, measured: held.qps, predicted }, denseByBatch };
   } finally {

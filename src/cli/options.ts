@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import type { AccessDistribution } from '../workload/distributions.ts';
 import { badArgument } from '../util/errors.ts';
 import { DEFAULT_ROW_LOADING } from '../model/store.ts';
+import { DEFAULT_TARGETS } from '../cluster/scaling-config.ts';
 
 /** Commander parsers that reject bad values with the option's name and what was expected. */
 export function positiveInt(value: string): number {
@@ -71,8 +72,9 @@ export function progress(message: string): void {
  */
 export function scalingOptions(cmd: Command): Command {
   return cmd
-    .option('--shard-target-lookups <n>', 'autoscale: embedding lookups per second per shard replica (set it below what one replica gathers: `shardwise calibrate`)', positiveNumber, 1_000_000)
-    .option('--dense-target-rps <r>', 'autoscale: requests per second per dense replica', positiveNumber, 500)
+    .option('--shard-target-lookups <n>', `autoscale: embedding lookups per second per shard replica (default: --target-utilization of its calibrated capacity with a cost model, else ${DEFAULT_TARGETS.shardLookups})`, positiveNumber)
+    .option('--dense-target-rps <r>', `autoscale: requests per second per dense replica (default: --target-utilization of its calibrated capacity with a cost model, else ${DEFAULT_TARGETS.denseRps})`, positiveNumber)
+    .option('--target-utilization <u>', "autoscale with a cost model: hold each shard and dense replica at this share of its calibrated capacity", fraction, 0.7)
     .option('--front-end-target-inflight <n>', 'autoscale: in-flight queries per router (or monolith) replica', positiveNumber, 16)
     .option('--max-replicas <n>', 'the most replicas of any one service (scale and autoscale)', positiveInt, 16)
     .option('--sync-period-s <s>', 'autoscale: seconds between decisions (HPA default 15)', positiveNumber, 15)

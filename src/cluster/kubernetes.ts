@@ -15,7 +15,7 @@ import type { ModelConfig } from '../model/types.ts';
 import type { Plan } from '../plan/types.ts';
 import type { CostModel, ReplicaRequest } from '../planner/cost-model.ts';
 import type { AutoscalerConfig, ScalingRules } from './autoscaler.ts';
-import { SCALING_SERIES, scalingConfig, type ScalingSettings } from './scaling-config.ts';
+import { SCALING_SERIES, scalingConfig, scalingTarget, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
 import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
 
@@ -31,6 +31,8 @@ export interface ManifestOptions {
   modelClaim: string;
   clusterDomain: string;
   scaling: ScalingSettings;
+  /** Per service, one replica's capacity by the cost model (`replicaCapacities`): what the HPA targets are a share of. */
+  capacities: ReadonlyMap<string, number>;
   /** How long a replica keeps serving after SIGTERM so routers stop sending first (ms). */
   drainGraceMs: number;
 }
@@ -232,7 +234,7 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
           ],
         },
       },
-      horizontalPodAutoscaler(name, namespace, labels, scalingConfig(s.kind, o.scaling)),
+      horizontalPodAutoscaler(name, namespace, labels, scalingConfig(s.kind, o.scaling, scalingTarget(s.kind, s.service, o.scaling, o.capacities))),
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name, namespace, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
     );
   }

@@ -7,10 +7,12 @@ import type { ServiceKind } from './supervisor.ts';
  * built from this, so the two cannot drift apart.
  */
 export interface ScalingSettings {
-  /** Embedding lookups per second per shard replica. */
-  shardTargetLookups: number;
-  /** Requests per second per dense replica. */
-  denseTargetRps: number;
+  /** Embedding lookups per second per shard replica; unset: from the cost model (or the default). */
+  shardTargetLookups?: number;
+  /** Requests per second per dense replica; unset: from the cost model (or the default). */
+  denseTargetRps?: number;
+  /** With a cost model: the share of a replica's calibrated capacity its loop holds it at. */
+  targetUtilization: number;
   /** In-flight queries per router (or monolith) replica. */
   frontEndTargetInflight: number;
   maxReplicas: number;
@@ -33,9 +35,26 @@ export const SCALING_SERIES: Record<ServiceKind, { metric: string; series: strin
   monolithic: { metric: 'shardwise_inflight_requests', series: 'shardwise_inflight_requests', rate: false },
 };
 
-/** One service's autoscaler config from the shared settings. */
-export function scalingConfig(kind: ServiceKind, s: ScalingSettings): AutoscalerConfig {
-  const target = { shard: s.shardTargetLookups, dense: s.denseTargetRps, router: s.frontEndTargetInflight, monolithic: s.frontEndTargetInflight }[kind];
+/** Targets when neither a flag nor a cost model gives one. */
+export const DEFAULT_TARGETS = { shardLookups: 1_000_000, denseRps: 500 };
+
+/**
+ * The target a service's loop holds its metric at per replica: the flag where given; else,
+ * with `capacities` (per service, from the cost model: `replicaCapacities`), the target
+ * utilization of the service's calibrated capacity; else the default. Front ends always scale
+ * on in-flight queries (the flag).
+ */
+export function scalingTarget(kind: ServiceKind, service: string, s: ScalingSettings, capacities: ReadonlyMap<string, number> | null): number {
+  if (kind === 'router' || kind === 'monolithic') return s.frontEndTargetInflight;
+  const flag = kind === 'shard' ? s.shardTargetLookups : s.denseTargetRps;
+  const capacity = capacities?.get(service);
+  if (flag !== undefined) return flag;
+  if (capacity !== undefined) return Math.max(1, Math.round(s.targetUtilization * capacity));
+  return kind === 'shard' ? DEFAULT_TARGETS.shardLookups : DEFAULT_TARGETS.denseRps;
+}
+
+/** One service's autoscaler config from the shared settings, holding `target` (scalingTarget). */
+export function scalingConfig(kind: ServiceKind, s: ScalingSettings, target: number): AutoscalerConfig {
   const behavior = {
     scaleUp: { ...HPA_DEFAULT_BEHAVIOR.scaleUp, stabilizationWindowS: s.scaleUpWindowS },
     scaleDown: { ...HPA_DEFAULT_BEHAVIOR.scaleDown, stabilizationWindowS: s.scaleDownWindowS },

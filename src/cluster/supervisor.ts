@@ -95,6 +95,8 @@ export interface ReplicaInfo {
   restarts: number;
   /** ready: in its routers' rotation; draining: out of it, finishing what it has, then stopped. */
   state: 'ready' | 'draining';
+  /** The CPU limit enforced on it (cgroups), or null: unlimited (none asked, or cgroups not writable). */
+  cpuLimit: number | null;
 }
 
 export type ServiceKind = 'router' | 'dense' | 'shard' | 'monolithic';
@@ -360,9 +362,13 @@ export class LocalSupervisor {
       const child = forkService(cfg);
       this.emit({ type: 'started', service: cfg.service, replica: cfg.replica, pid: child.pid ?? 0 });
       const cpus = this.opts.replicaCpus?.[cfg.role];
+      let cpuLimit: number | null = null;
       if (cpus !== undefined && child.pid !== undefined) {
         const group = `${cfg.service}-${cfg.replica}-${child.pid}`;
-        if (this.cpuLimiter.limit(child.pid, group, cpus)) child.once('exit', () => this.cpuLimiter.release(group));
+        if (this.cpuLimiter.limit(child.pid, group, cpus)) {
+          cpuLimit = cpus;
+          child.once('exit', () => this.cpuLimiter.release(group));
+        }
       }
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -384,7 +390,7 @@ export class LocalSupervisor {
           child,
           stopping: false,
           restartTimes: [],
-          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, startMs: performance.now() - spawnedAt, restarts, state: 'ready' },
+          info: { service: cfg.service, role: cfg.role, replica: cfg.replica, pid: child.pid!, port: m.port, socketPath: m.socketPath, metricsPort: m.metricsPort, rssBytes: m.rssBytes, startMs: performance.now() - spawnedAt, restarts, state: 'ready', cpuLimit },
         };
         child.once('exit', (code, signal) => {
           this.emit({ type: 'exited', service: r.info.service, replica: r.info.replica, pid: r.info.pid, code, signal, expected: r.stopping || this.stopped });

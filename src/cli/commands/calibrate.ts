@@ -12,10 +12,11 @@ export function registerCalibrate(program: Command): void {
     .option('--sweep <xs>', 'lookups per query to measure the shard at, comma-separated', (v) => v.split(',').map(Number), [64, 256, 1024, 4096])
     .option('--holdout <x>', 'lookups per query kept out of the fit, to check the prediction', positiveInt, 2048)
     .option('--seconds <s>', 'seconds per measured point', positiveNumber, 2)
-    .action(async (opts: { model: string; out: string; batch: number; sweep: number[]; holdout: number; seconds: number }) => {
+    .option('--replica-cpus <cpus>', 'measure every service under this CPU limit (as `serve --replica-cpus`, cgroups); recorded as each replica\'s CPUs', positiveNumber)
+    .action(async (opts: { model: string; out: string; batch: number; sweep: number[]; holdout: number; seconds: number; replicaCpus?: number }) => {
       progress('starting a shard server and a dense server, then measuring…');
       const { calibrate } = await import('../../bench/calibrate.ts'); // on use: it loads onnxruntime
-      const c = await calibrate({ modelDir: opts.model, batch: opts.batch, sweep: opts.sweep, holdout: opts.holdout, secondsPerPoint: opts.seconds, log: progress });
+      const c = await calibrate({ modelDir: opts.model, batch: opts.batch, sweep: opts.sweep, holdout: opts.holdout, secondsPerPoint: opts.seconds, replicaCpus: opts.replicaCpus, log: progress });
       writeCostModel(opts.out, c.cost);
       const curve = c.cost.shard.curves[0];
       console.log(`shard: 1/QPS = ${curve.alphaMs.toFixed(3)} ms + ${(curve.betaMs * 1000).toFixed(2)} µs × lookups (dim ${curve.dim})`);

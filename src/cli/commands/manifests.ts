@@ -5,6 +5,7 @@ import { readManifest } from '../../model/store.ts';
 import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
 import { readCostModel } from '../../planner/cost-model.ts';
+import { planningInputOf, replicaCapacities } from '../../planner/capacity.ts';
 import type { ScalingSettings } from '../../cluster/scaling-config.ts';
 import { kubernetesManifests } from '../../cluster/kubernetes.ts';
 import { nonNegativeInt, progress, scalingOptions } from '../options.ts';
@@ -39,7 +40,10 @@ export function registerManifests(program: Command): void {
     const plan = readPlan(opts.plan, config);
     const profileFile = plan.hotness ? path.resolve(path.dirname(opts.plan), plan.hotness.profile) : null;
     const profile = profileFile ? fs.readFileSync(profileFile) : null;
-    const objects = kubernetesManifests({ plan, config, profile, cost: readCostModel(opts.cost), image: opts.image, namespace: opts.namespace, modelClaim: opts.modelClaim, clusterDomain: opts.clusterDomain, scaling: opts, drainGraceMs: opts.drainGraceMs });
+    const cost = readCostModel(opts.cost);
+    // Pods run at the cost model's CPUs (their limits), so capacities need no scaling.
+    const capacities = replicaCapacities(planningInputOf(plan, config, cost), plan);
+    const objects = kubernetesManifests({ plan, config, profile, cost, image: opts.image, namespace: opts.namespace, modelClaim: opts.modelClaim, clusterDomain: opts.clusterDomain, scaling: opts, capacities, drainGraceMs: opts.drainGraceMs });
     fs.mkdirSync(opts.out, { recursive: true });
     objects.forEach((o, i) => fs.writeFileSync(path.join(opts.out, `${String(i).padStart(2, '0')}-${o.kind.toLowerCase()}-${o.metadata.name}.json`), `${JSON.stringify(o, null, 2)}\n`));
     progress(`wrote ${objects.length} objects to ${opts.out}: kubectl apply -n ${opts.namespace} -f ${opts.out}`);

@@ -2,12 +2,16 @@ import type { Command } from 'commander';
 import { readManifest, type RowLoading } from '../../model/store.ts';
 import { configOf } from '../../model/manifest.ts';
 import { readPlan } from '../../plan/validate.ts';
+import type { Plan } from '../../plan/types.ts';
+import type { ModelConfig } from '../../model/types.ts';
 import * as fs from 'node:fs';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
 import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../../cluster/admin-api.ts';
 import { createLogger } from '../../util/log.ts';
 import { AutoscaleLoop } from '../../cluster/autoscale-loop.ts';
-import { scalingConfig, type ScalingSettings } from '../../cluster/scaling-config.ts';
+import { scalingConfig, scalingTarget, type ScalingSettings } from '../../cluster/scaling-config.ts';
+import { readCostModel } from '../../planner/cost-model.ts';
+import { planningInputOf, replicaCapacities } from '../../planner/capacity.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
@@ -42,11 +46,16 @@ interface ServeOptions extends ScalingSettings {
   adminTokenFile?: string;
   autoscale?: boolean;
   rows: RowLoading;
+  cost?: string;
 }
 
-/** One HPA loop per service, each on its kind's metric, the targets and windows from the flags. */
-function autoscaleLoop(supervisor: LocalSupervisor, opts: ServeOptions): AutoscaleLoop {
-  const services = supervisor.state().map((s) => ({ service: s.name, config: scalingConfig(s.kind, opts) }));
+/**
+ * One HPA loop per service, each on its kind's metric, the windows from the flags, the
+ * targets from the flags or, with --cost, a share of each replica's calibrated capacity.
+ */
+function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, opts: ServeOptions): AutoscaleLoop {
+  const capacities = opts.cost && plan ? replicaCapacities(planningInputOf(plan, config, readCostModel(opts.cost)), plan, opts.replicaCpus) : null;
+  const services = supervisor.state().map((s) => ({ service: s.name, config: scalingConfig(s.kind, opts, scalingTarget(s.kind, s.name, opts, capacities)) }));
   progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
   return new AutoscaleLoop(supervisor, services, createLogger('autoscaler'));
 }
@@ -91,6 +100,7 @@ export function registerServe(program: Command): void {
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
     .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight requests')
+    .option('--cost <file>', 'autoscale: cost model (`shardwise calibrate`, ideally with the same --replica-cpus): shard and dense targets become --target-utilization of each replica\'s calibrated capacity')
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs);
   scalingOptions(rowsOption(cmd)).action(async (opts: ServeOptions) => {
@@ -106,7 +116,7 @@ export function registerServe(program: Command): void {
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
-    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, opts) : null;
+    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, opts) : null;
     const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
     autoscale?.start();
     console.log(renderReplicas(supervisor.replicas()));
