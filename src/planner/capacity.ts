@@ -26,6 +26,15 @@ export function planningInputOf(plan: Plan, config: ModelConfig, cost: CostModel
 }
 
 /**
+ * Each role's CPUs per replica by the cost model (what `manifests` puts in the pods' limits):
+ * a router running the dense half in process needs the larger of the two.
+ */
+export function roleCpus(cost: CostModel, plan: Plan | null): { shard: number; dense: number; router: number; monolithic: number } {
+  const router = plan?.dense.placement === 'router' ? Math.max(cost.router.replica.cpus, cost.dense.replica.cpus) : cost.router.replica.cpus;
+  return { shard: cost.shard.replica.cpus, dense: cost.dense.replica.cpus, router, monolithic: cost.modelWise.replica.cpus };
+}
+
+/**
  * What one replica of each service sustains by the cost model, in the unit its autoscaler
  * reads: embedding lookups/s for a shard (its expected lookups per query × the queries/s the
  * shard curve gives at that many), requests/s for the dense service. The cost model was

@@ -23,7 +23,7 @@ async function call(admin: string, path: string, init: RequestInit = {}): Promis
 
 export function renderState(services: ServiceState[]): string {
   return renderTable(
-    ['model', 'service', 'kind', 'desired', 'ready', 'draining', 'starting', 'pids', 'restarts', 'metrics ports'],
+    ['model', 'service', 'kind', 'desired', 'ready', 'draining', 'starting', 'pids', 'restarts', 'cpu limit', 'metrics ports'],
     services.map((s) => [
       s.model,
       s.name,
@@ -34,6 +34,7 @@ export function renderState(services: ServiceState[]): string {
       s.starting,
       s.replicas.map((r) => r.pid).join(' '),
       s.replicas.reduce((n, r) => n + r.restarts, 0),
+      [...new Set(s.replicas.map((r) => (r.cpuLimit == null ? 'none' : String(r.cpuLimit))))].join(' ') || '-',
       s.replicas.map((r) => r.metricsPort).join(' '),
     ]),
   );

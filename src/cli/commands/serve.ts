@@ -10,8 +10,8 @@ import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../.
 import { createLogger } from '../../util/log.ts';
 import { AutoscaleLoop } from '../../cluster/autoscale-loop.ts';
 import { scalingConfig, scalingTarget, type ScalingSettings } from '../../cluster/scaling-config.ts';
-import { readCostModel } from '../../planner/cost-model.ts';
-import { planningInputOf, replicaCapacities } from '../../planner/capacity.ts';
+import { readCostModel, type CostModel } from '../../planner/cost-model.ts';
+import { planningInputOf, replicaCapacities, roleCpus } from '../../planner/capacity.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
 import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
@@ -53,8 +53,8 @@ interface ServeOptions extends ScalingSettings {
  * One HPA loop per service, each on its kind's metric, the windows from the flags, the
  * targets from the flags or, with --cost, a share of each replica's calibrated capacity.
  */
-function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, opts: ServeOptions): AutoscaleLoop {
-  const capacities = opts.cost && plan ? replicaCapacities(planningInputOf(plan, config, readCostModel(opts.cost)), plan, opts.replicaCpus) : null;
+function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, cost: CostModel | null, opts: ServeOptions): AutoscaleLoop {
+  const capacities = cost && plan ? replicaCapacities(planningInputOf(plan, config, cost), plan, opts.replicaCpus) : null;
   const services = supervisor.state().map((s) => ({ service: s.name, config: scalingConfig(s.kind, opts, scalingTarget(s.kind, s.name, opts, capacities)) }));
   progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
   return new AutoscaleLoop(supervisor, services, createLogger('autoscaler'));
@@ -100,23 +100,25 @@ export function registerServe(program: Command): void {
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
     .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight requests')
-    .option('--cost <file>', 'autoscale: cost model (`shardwise calibrate`, ideally with the same --replica-cpus): shard and dense targets become --target-utilization of each replica\'s calibrated capacity')
+    .option('--cost <file>', 'cost model (`shardwise calibrate [--replica-cpus C]`): each role\'s replicas run under the CPUs it was measured at (unless --replica-cpus), and with --autoscale shard and dense targets are --target-utilization of a replica\'s calibrated capacity')
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs);
   scalingOptions(rowsOption(cmd)).action(async (opts: ServeOptions) => {
     if (!!opts.plan === !!opts.monolithic) throw badArgument('give exactly one of --plan <file> or --monolithic');
     const config = configOf(readManifest(opts.model));
     const plan = opts.plan ? readPlan(opts.plan, config) : null;
+    const cost = opts.cost ? readCostModel(opts.cost) : null;
     const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
     const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
     const admission = opts.admission ? { ...sla, maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs } : null;
     const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
+    // CPU limits: one for every replica, else each role's from the cost model (as the pods' limits in `manifests`), else none.
     const cpus = opts.replicaCpus;
-    const replicaCpus = cpus === undefined ? undefined : { shard: cpus, dense: cpus, router: cpus, monolithic: cpus };
+    const replicaCpus = cpus !== undefined ? { shard: cpus, dense: cpus, router: cpus, monolithic: cpus } : cost ? roleCpus(cost, plan) : undefined;
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
-    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, opts) : null;
+    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, cost, opts) : null;
     const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
     autoscale?.start();
     console.log(renderReplicas(supervisor.replicas()));
