@@ -16,7 +16,7 @@
  * Writes docs/bench-elastic.json (both timelines) and docs/bench-elastic.svg (vega-lite).
  *
  * Env: ROWS per table (1000000), STAIRS qps per step (100,300,600,900,600,300,100), STEP_S (20),
- * CPUS per replica (0.25), SLA_MS (50), SYNC_S (2), DOWN_WINDOW_S (30), SHARD_LOOKUPS (1200000),
+ * CPUS per replica (0.25), SLA_MS (50), SYNC_S (2), DOWN_WINDOW_S (30), SHARD_LOOKUPS (unset: each shard's target is UTILIZATION, 0.7, of its capacity by a cost model calibrated first at CPUS per replica; set: one lookups/s target for every shard),
  * INFLIGHT (4) per front-end replica. Admission control is off in both: the autoscaler, not
  * refusals, is what follows the load here, and a refused query would count as lost.
  */
@@ -33,7 +33,9 @@ import { planHotness } from '../src/profile/format.ts';
 import { PLAN_FORMAT, PLAN_VERSION, type Plan } from '../src/plan/types.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { renderTable } from '../src/util/format.ts';
-import { rm1Workload } from './rm1-workload.ts';
+import { BATCH, rm1Workload } from './rm1-workload.ts';
+import { execFileSync } from 'node:child_process';
+import { BIN } from '../src/bench/serve-process.ts';
 
 const ROWS = Number(process.env.ROWS ?? 1_000_000);
 const STAIRS = (process.env.STAIRS ?? '100,300,600,900,600,300,100').split(',').map(Number);
@@ -42,7 +44,8 @@ const CPUS = Number(process.env.CPUS ?? 0.25);
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const SYNC_S = process.env.SYNC_S ?? '2';
 const DOWN_WINDOW_S = process.env.DOWN_WINDOW_S ?? '30';
-const SHARD_LOOKUPS = process.env.SHARD_LOOKUPS ?? '1200000';
+const SHARD_LOOKUPS = process.env.SHARD_LOOKUPS;
+const UTILIZATION = process.env.UTILIZATION ?? '0.7';
 const INFLIGHT = process.env.INFLIGHT ?? '4';
 const GiB = 1 << 30;
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -81,6 +84,15 @@ function elasticPlan(): Plan {
 
 const planFile = path.join(path.dirname(modelDir), 'elastic-plan.json');
 writePlan(planFile, elasticPlan());
+
+// The shards' targets come from a cost model calibrated under the replicas' own CPU limit
+// (a share, UTILIZATION, of each shard's capacity at its lookups per query), unless SHARD_LOOKUPS sets one for all.
+const costFile = path.join(path.dirname(modelDir), 'cost.json');
+if (!SHARD_LOOKUPS) {
+  log(`calibrating at ${CPUS} CPU per replica (shardwise calibrate)…`);
+  execFileSync(process.execPath, [BIN, 'calibrate', '--model', modelDir, '--out', costFile, '--batch', String(BATCH), '--replica-cpus', String(CPUS)], { stdio: ['ignore', 'inherit', 'inherit'] });
+}
+const targets = SHARD_LOOKUPS ? ['--shard-target-lookups', SHARD_LOOKUPS] : ['--cost', costFile, '--target-utilization', UTILIZATION];
 const shape = (tS: number) => STAIRS[Math.floor(tS / STEP_S)] ?? 0;
 const durationS = STAIRS.length * STEP_S;
 
@@ -89,7 +101,7 @@ type Second = SecondStats & Partial<DeploymentSample>;
 async function run(label: string, args: string[]): Promise<Second[]> {
   log(`\n${label}: starting…`);
   const served = await startServeProcess(
-    ['--model', modelDir, ...args, '--autoscale', '--sync-period-s', SYNC_S, '--scale-down-window-s', DOWN_WINDOW_S, '--shard-target-lookups', SHARD_LOOKUPS, '--front-end-target-inflight', INFLIGHT, '--replica-cpus', String(CPUS), '--max-replicas', '8', '--sla-p99-ms', String(SLA_MS), '--no-admission', '--drain-grace-ms', '0'],
+    ['--model', modelDir, ...args, '--autoscale', '--sync-period-s', SYNC_S, '--scale-down-window-s', DOWN_WINDOW_S, ...targets, '--front-end-target-inflight', INFLIGHT, '--replica-cpus', String(CPUS), '--max-replicas', '8', '--sla-p99-ms', String(SLA_MS), '--no-admission', '--drain-grace-ms', '0'],
     { compiled: true, stderr: 'inherit' },
   );
   try {

@@ -4,7 +4,7 @@ import { moduleEntry } from '../util/entry.ts';
 
 /** The CLI as this process runs: compiled, or the sources through tsx. */
 const CLI = moduleEntry('../cli/main.ts', import.meta.url);
-const BIN = fileURLToPath(new URL('../../bin/shardwise.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/shardwise.js', import.meta.url));
 
 export interface ServedReplica {
   service: string;
