@@ -79,6 +79,8 @@ function elasticPlan(): Plan {
     dense: { placement: 'router', replicas: 1 },
     shards: [0, 1, 2, 3].map((s) => ({ name: `shard-${s}`, replicas: 1, pieces: cuts.map((c, table) => ({ table, rowStart: c[s], rowEnd: c[s + 1] })) })),
     hotness: planHotness(profileFile),
+    // The batch the cost model's shard targets are read at (lookups per query).
+    workload: { targetQps: Math.max(...STAIRS), samplesPerQuery: BATCH },
   };
 }
 

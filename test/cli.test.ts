@@ -9,7 +9,7 @@ import { ROOT, cli, tempDir } from './helpers.ts';
 test('every command has --help', () => {
   const top = cli(['--help']);
   assert.equal(top.code, 0);
-  for (const cmd of ['demo', 'generate', 'import', 'trace', 'trace-stats', 'predict', 'plan', 'serve', 'bench']) {
+  for (const cmd of ['demo', 'generate', 'import', 'trace', 'trace-stats', 'predict', 'plan', 'serve', 'bench', 'order']) {
     assert.ok(top.stdout.includes(cmd), `top-level help lists ${cmd}`);
     const r = cli([cmd, '--help']);
     assert.equal(r.code, 0, cmd);
@@ -91,4 +91,29 @@ test('demo serves a generated model disaggregated, checks parity and reports lat
   assert.equal((r.stdout.match(/\bshard-\d\b/g) ?? []).length >= 3, true, 'replica table lists the shards');
   assert.match(r.stdout, /p99 ms/);
   assert.ok(fs.existsSync(path.join(dir, 'plan.json')));
+});
+
+test('profile → plan (records the profile checksum) → order writes the hotness-ordered copies once; a plan without hotness is refused', () => {
+  const dir = tempDir();
+  const model = path.join(dir, 'model');
+  assert.equal(cli(['generate', '--preset', 'tiny', '--out', model]).code, 0);
+  const trace = path.join(dir, 't.bin');
+  assert.equal(cli(['trace', '--model', model, '--queries', '50', '--locality', '0.9', '--out', trace]).code, 0);
+  const profile = path.join(dir, 'p.bin');
+  assert.equal(cli(['profile', '--model', model, '--trace', trace, '--out', profile]).code, 0);
+  const planFile = path.join(dir, 'plan.json');
+  const planned = cli(['plan', '--model', model, '--profile', profile, '--strategy', 'row-wise', '--shards', '2', '--replicas', '1', '--out', planFile]);
+  assert.equal(planned.code, 0, planned.stderr);
+  const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+  assert.match(plan.hotness.checksum, /^[0-9a-f]{64}$/);
+  const first = cli(['order', '--model', model, '--plan', planFile]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /written in [\d.]+ s/);
+  assert.ok(fs.existsSync(path.join(model, 'ordered', plan.hotness.checksum, 'ordered.json')));
+  assert.match(cli(['order', '--model', model, '--plan', planFile]).stdout, /already there/);
+  const plain = path.join(dir, 'plain.json');
+  fs.writeFileSync(plain, JSON.stringify({ ...plan, hotness: undefined }));
+  const refused = cli(['order', '--model', model, '--plan', plain]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /has no hotness profile/);
 });

@@ -464,6 +464,7 @@ export class LocalSupervisor {
         slots.map(async (slot) => {
           const r = await this.spawn(svc.configFor(slot), 0);
           if (this.stopped) return void r.child.kill('SIGTERM');
+          this.log.info(`${service} replica ${slot} ready in ${r.info.startMs.toFixed(0)} ms (pid ${r.info.pid})`);
           group.push(r);
           group.sort((a, b) => a.info.replica - b.info.replica);
           this.publish(service);

@@ -75,7 +75,9 @@ function planCommand(opts: PlanOptions): void {
     // Without a cost model only the hand-sized row-wise plan can be made (the quick start).
     if (opts.strategy !== 'row-wise') throw badArgument(`--strategy ${opts.strategy} sizes replicas with a cost model: give --cost cost.json --target-qps Q`, 'make cost.json with `shardwise calibrate`');
     if (!opts.out) throw badArgument('give --out plan.json');
-    const plan = rowWisePlan(config, opts);
+    // With a trace profile its rows are served in that hotness order, as the cost-sized plans are.
+    if (opts.profile && !readProfile(opts.profile, config).tables.every((t) => t.permutation)) throw badArgument(`${opts.profile} has no permutations (a synthetic profile): it cannot order the rows`, 'profile a trace with `shardwise profile --trace`');
+    const plan = { ...rowWisePlan(config, opts), ...(opts.profile && { hotness: planHotness(opts.profile) }) };
     validatePlan(plan, config, opts.out);
     writePlan(opts.out, plan);
     console.log(renderPlan(plan, config.embeddingDim));

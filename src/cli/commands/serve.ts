@@ -54,6 +54,7 @@ interface ServeOptions extends ScalingSettings {
  * targets from the flags or, with --cost, a share of each replica's calibrated capacity.
  */
 function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, cost: CostModel | null, opts: ServeOptions): AutoscaleLoop {
+  if (cost && plan && !plan.workload) progress('warning: the plan records no workload: shard targets from the cost model assume 1 sample per query (plan with `shardwise plan --batch B` to record it)');
   const capacities = cost && plan ? replicaCapacities(planningInputOf(plan, config, cost), plan, opts.replicaCpus) : null;
   const services = supervisor.state().map((s) => ({ service: s.name, config: scalingConfig(s.kind, opts, scalingTarget(s.kind, s.name, opts, capacities)) }));
   progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
