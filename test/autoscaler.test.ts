@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type AutoscalerConfig, type AutoscalerState, autoscalerConfig, decide, initialAutoscalerState } from '../src/cluster/autoscaler.ts';
+import { bucketsOf, p95Between } from '../src/cluster/autoscale-loop.ts';
 
 /** Runs the loop on a fake clock: each step is one sync period with the given per-replica metric; the actuator applies every decision at once. */
 function simulate(config: AutoscalerConfig, start: number, steps: { perReplica: (replicas: number) => number; notReady?: number }[]) {
@@ -68,4 +69,21 @@ test('HPA: replicas not ready yet count as idle against a scale-up, so a rise th
   // With 1 starting: 300 / 300 = 1.0 → within tolerance; with none: 150% → scale to 3.
   assert.equal(decide({ at: 0, currentReplicas: 3, readyValues: [150, 150], notReady: 1 }, initialAutoscalerState(), c).decision.desired, 3);
   assert.equal(decide({ at: 0, currentReplicas: 2, readyValues: [150, 150], notReady: 0 }, initialAutoscalerState(), c).decision.desired, 3);
+});
+
+test("a front end's p95 over a sync period comes from its histogram's bucket increase, as histogram_quantile reads it", () => {
+  const page = (counts: number[]) =>
+    [0.01, 0.025, 0.05, Infinity]
+      .map((le, i) => `shardwise_request_duration_seconds_bucket{le="${le === Infinity ? '+Inf' : le}",service="router",stage="total"} ${counts[i]}`)
+      .concat(['shardwise_request_duration_seconds_bucket{le="0.01",service="router",stage="fanout"} 999'])
+      .join('\n');
+  const before = bucketsOf(page([10, 20, 30, 30]), 'shardwise_request_duration_seconds', 'total')!;
+  assert.deepEqual(before.counts, [10, 20, 30, 30], 'only the stage asked for');
+  // 100 new observations: 50 under 10 ms, 40 in (10, 25], 10 in (25, 50]: rank 95 falls in (25, 50] at half of its 10.
+  const after = bucketsOf(page([60, 110, 130, 130]), 'shardwise_request_duration_seconds', 'total')!;
+  assert.ok(Math.abs(p95Between(before, after) - 0.0375) < 1e-12);
+  // Past the last finite bound: that bound.
+  assert.equal(p95Between(after, bucketsOf(page([60, 110, 130, 230]), 'shardwise_request_duration_seconds', 'total')!), 0.05);
+  assert.equal(p95Between(after, after), 0, 'no requests in the period: idle, no latency to defend');
+  assert.equal(bucketsOf('shardwise_inflight_requests 3', 'shardwise_request_duration_seconds'), undefined);
 });

@@ -80,7 +80,7 @@ test('every object of a plan validates against the Kubernetes 1.27 schema; a bro
 
 test("the HPAs carry the local autoscaler's config for the same flags (metric, target, bounds, behavior)", () => {
   // The flags given: a shard target; the dense target comes from the cost model (70% of 500 rps).
-  const settings = { shardTargetLookups: 250_000, targetUtilization: 0.7, frontEndTargetInflight: 16, maxReplicas: 12, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 120 };
+  const settings = { shardTargetLookups: 250_000, targetUtilization: 0.7, frontEndMetric: 'inflight' as const, frontEndTargetInflight: 16, frontEndTargetP95Ms: 32.5, maxReplicas: 12, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 120 };
   const plan = readPlan(planFile, config);
   const capacities = replicaCapacities(planningInputOf(plan, config, cost), plan);
   assert.equal(scalingTarget('dense', 'dense', settings, capacities), 350);
@@ -96,7 +96,7 @@ test("the HPAs carry the local autoscaler's config for the same flags (metric, t
   assert.equal(Number((find('HorizontalPodAutoscaler', 'shard-0').spec as { metrics: { pods: { target: { averageValue: string } } }[] }).metrics[0].pods.target.averageValue), 250_000);
   // The adapter exposes exactly the metric names the HPAs ask for.
   const rules = JSON.parse((objects().find((o) => o.metadata.name.endsWith('adapter-rules'))!.data as Record<string, string>)['config.yaml']) as { rules: { name: { as: string } }[] };
-  assert.deepEqual(rules.rules.map((r) => r.name.as).sort(), ['shardwise_dense_requests_per_second', 'shardwise_inflight_requests', 'shardwise_lookups_per_second']);
+  assert.deepEqual(rules.rules.map((r) => r.name.as).sort(), ['shardwise_dense_requests_per_second', 'shardwise_inflight_requests', 'shardwise_lookups_per_second', 'shardwise_p95_latency_seconds']);
 });
 
 test('the router discovers each headless Service by DNS; memory requests follow the rows each shard holds', () => {

@@ -15,7 +15,7 @@ import { Rng } from '../src/util/rng.ts';
 import { tempDir } from './helpers.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { planningInputOf, replicaCapacities } from '../src/planner/capacity.ts';
-import { DEFAULT_TARGETS, scalingTarget } from '../src/cluster/scaling-config.ts';
+import { DEFAULT_TARGETS, scalingMetric, scalingTarget } from '../src/cluster/scaling-config.ts';
 
 test('DP reproduces the Fig 10 toy example', () => {
   const cost = (i: number, j: number) => (j - i + 1) ** 2 / i;
@@ -195,10 +195,14 @@ test("autoscaler targets from the cost model: a shard's lookups/s capacity at it
   assert.equal(capacity.get('dense'), 800);
   // Replicas at 0.25 CPU against a cost model measured at 0.5: half of it.
   assert.ok(Math.abs(replicaCapacities(input, plan, 0.25).get('shard-0')! - expected / 2) < 1e-6);
-  const settings = { targetUtilization: 0.5, frontEndTargetInflight: 8, maxReplicas: 4, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 300 };
+  const settings = { targetUtilization: 0.5, frontEndMetric: 'inflight' as const, frontEndTargetInflight: 8, frontEndTargetP95Ms: 40, maxReplicas: 4, syncPeriodS: 15, scaleUpWindowS: 0, scaleDownWindowS: 300 };
   assert.equal(scalingTarget('shard', 'shard-0', settings, capacity), Math.round(expected / 2));
   assert.equal(scalingTarget('dense', 'dense', settings, capacity), 400);
   assert.equal(scalingTarget('router', 'router', settings, capacity), 8);
+  // On latency, a front end holds its p95 at the target, in seconds (the metric's unit).
+  assert.equal(scalingTarget('router', 'router', { ...settings, frontEndMetric: 'latency' }, capacity), 0.04);
+  assert.equal(scalingMetric('router', { frontEndMetric: 'latency' }).metric, 'shardwise_p95_latency_seconds');
+  assert.equal(scalingMetric('shard', { frontEndMetric: 'latency' }).metric, 'shardwise_lookups_per_second');
   assert.equal(scalingTarget('shard', 'shard-0', { ...settings, shardTargetLookups: 1234 }, capacity), 1234, 'an explicit flag wins');
   assert.equal(scalingTarget('shard', 'shard-0', settings, null), DEFAULT_TARGETS.shardLookups, 'no cost model: the default');
 });

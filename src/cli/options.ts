@@ -3,7 +3,8 @@ import { InvalidArgumentError } from 'commander';
 import type { AccessDistribution } from '../workload/distributions.ts';
 import { badArgument } from '../util/errors.ts';
 import { DEFAULT_ROW_LOADING } from '../model/store.ts';
-import { DEFAULT_TARGETS } from '../cluster/scaling-config.ts';
+import { DEFAULT_TARGETS, LATENCY_TARGET_SHARE } from '../cluster/scaling-config.ts';
+import { DEFAULT_SLA_P99_MS } from '../serving/admission.ts';
 
 /** Commander parsers that reject bad values with the option's name and what was expected. */
 export function positiveInt(value: string): number {
@@ -75,7 +76,9 @@ export function scalingOptions(cmd: Command): Command {
     .option('--shard-target-lookups <n>', `autoscale: embedding lookups per second per shard replica (default: --target-utilization of its calibrated capacity with a cost model, else ${DEFAULT_TARGETS.shardLookups})`, positiveNumber)
     .option('--dense-target-rps <r>', `autoscale: requests per second per dense replica (default: --target-utilization of its calibrated capacity with a cost model, else ${DEFAULT_TARGETS.denseRps})`, positiveNumber)
     .option('--target-utilization <u>', "autoscale with a cost model: hold each shard and dense replica at this share of its calibrated capacity", fraction, 0.7)
+    .option('--front-end-metric <m>', 'autoscale: what routers (or a monolith) scale on: inflight (queries per replica) or latency (p95 per replica, ElasticRec\'s rule)', oneOf(['inflight', 'latency'] as const), 'inflight')
     .option('--front-end-target-inflight <n>', 'autoscale: in-flight queries per router (or monolith) replica', positiveNumber, 16)
+    .option('--front-end-target-p95-ms <ms>', `autoscale on latency: the p95 each router (or monolith) replica is held under (default ${LATENCY_TARGET_SHARE * 100}% of the p99 SLA: serve's --sla-p99-ms, else ${DEFAULT_SLA_P99_MS} ms)`, positiveNumber)
     .option('--max-replicas <n>', 'the most replicas of any one service (scale and autoscale)', positiveInt, 16)
     .option('--sync-period-s <s>', 'autoscale: seconds between decisions (HPA default 15)', positiveNumber, 15)
     .option('--scale-down-window-s <s>', 'autoscale: scale-down stabilization window (HPA default 300)', nonNegativeNumber, 300)

@@ -2,11 +2,12 @@ import { type AutoscalerConfig, type AutoscalerState, type Decision, decide, ini
 import type { ServiceKind, ServiceState } from './supervisor.ts';
 import type { Controller } from './types.ts';
 import type { Logger } from '../util/log.ts';
-import { SCALING_SERIES } from './scaling-config.ts';
+import type { MetricSource } from './scaling-config.ts';
 
-/** What one service scales on: requests per second per replica (a counter's rate) or in flight per replica (a gauge). */
+/** One service's loop: where its metric is read (`scalingMetric`) and its HPA config. */
 export interface ServiceScaling {
   service: string;
+  source: MetricSource;
   config: AutoscalerConfig;
 }
 
@@ -20,6 +21,42 @@ function valueOf(text: string, name: string, stage?: string): number | undefined
   return undefined;
 }
 
+/** A histogram's cumulative bucket counts, by upper bound (`le`, Infinity last), ascending. */
+export type Buckets = { le: number[]; counts: number[] };
+
+/** The `<name>_bucket` series of a Prometheus text page whose labels include `stage`, or undefined. */
+export function bucketsOf(text: string, name: string, stage?: string): Buckets | undefined {
+  const pairs: [number, number][] = [];
+  const prefix = `${name}_bucket{`;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix) || (stage && !line.includes(`stage="${stage}"`))) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le === undefined) continue;
+    pairs.push([le === '+Inf' ? Infinity : Number(le), Number(line.slice(line.lastIndexOf(' ') + 1))]);
+  }
+  if (!pairs.length) return undefined;
+  pairs.sort((a, b) => a[0] - b[0]);
+  return { le: pairs.map((p) => p[0]), counts: pairs.map((p) => p[1]) };
+}
+
+/**
+ * The p95 of the observations between two readings of one histogram, as Prometheus'
+ * histogram_quantile reads a bucket increase: linear inside the bucket the rank falls in, the
+ * highest finite bound when it falls in +Inf. 0 when nothing was observed: an idle replica has
+ * no latency to defend (so idle front ends can scale in).
+ */
+export function p95Between(before: Buckets | undefined, after: Buckets): number {
+  const inc = after.counts.map((c, i) => c - (before && before.le[i] === after.le[i] ? before.counts[i] : 0));
+  const total = inc[inc.length - 1];
+  if (!(total > 0)) return 0;
+  const rank = 0.95 * total;
+  // The last bucket (+Inf) holds the total, so some bucket reaches the rank.
+  const i = inc.findIndex((c) => c >= rank);
+  if (after.le[i] === Infinity) return after.le[i - 1] ?? 0;
+  const lower = i === 0 ? 0 : after.le[i - 1];
+  const below = i === 0 ? 0 : inc[i - 1];
+  return lower + ((after.le[i] - lower) * (rank - below)) / (inc[i] - below);
+}
 
 /**
  * The edge of the autoscaler: every sync period it reads each scaled service's metric from its
@@ -29,6 +66,7 @@ function valueOf(text: string, name: string, stage?: string): number | undefined
 export class AutoscaleLoop {
   private readonly states = new Map<string, AutoscalerState>();
   private readonly previous = new Map<number, { value: number; at: number }>();
+  private readonly previousBuckets = new Map<number, Buckets>();
   readonly decisions = new Map<string, Decision>();
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
@@ -60,7 +98,7 @@ export class AutoscaleLoop {
         const state = this.controller.state().find((x) => x.name === s.service);
         if (!state) continue;
         const at = this.clock();
-        const { readyValues, notReady } = await this.observe(state, at);
+        const { readyValues, notReady } = await this.observe(state, s.source, at);
         const current = state.replicas.filter((r) => r.state === 'ready').length + state.starting;
         const { decision, state: next } = decide({ at, currentReplicas: current, readyValues, notReady: notReady + state.starting }, this.states.get(s.service) ?? initialAutoscalerState(), s.config);
         this.states.set(s.service, next);
@@ -78,30 +116,36 @@ export class AutoscaleLoop {
     }
   }
 
-  private async observe(state: ServiceState, at: number): Promise<{ readyValues: number[]; notReady: number }> {
-    const series = SCALING_SERIES[state.kind];
+  private async observe(state: ServiceState, source: MetricSource, at: number): Promise<{ readyValues: number[]; notReady: number }> {
     const readyValues: number[] = [];
     let notReady = 0;
     for (const r of state.replicas.filter((x) => x.state === 'ready')) {
-      let value: number | undefined;
+      let text: string | undefined;
       try {
-        value = valueOf(await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text(), series.series, series.stage);
+        text = await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text();
       } catch {
-        value = undefined;
+        text = undefined;
       }
-      if (value === undefined) {
-        notReady++;
-        continue;
-      }
-      if (!series.rate) {
-        readyValues.push(value);
-        continue;
-      }
-      const before = this.previous.get(r.pid);
-      this.previous.set(r.pid, { value, at });
-      if (before && at > before.at) readyValues.push(((value - before.value) * 1000) / (at - before.at));
-      else notReady++;
+      const value = text === undefined ? undefined : this.read(text, source, r.pid, at);
+      if (value === undefined) notReady++;
+      else readyValues.push(value);
     }
     return { readyValues, notReady };
+  }
+
+  /** One replica's value, or undefined (no metric yet, or the first reading of a rate or a window). */
+  private read(text: string, source: MetricSource, pid: number, at: number): number | undefined {
+    if (source.read === 'p95') {
+      const buckets = bucketsOf(text, source.series, source.stage);
+      if (!buckets) return undefined;
+      const before = this.previousBuckets.get(pid);
+      this.previousBuckets.set(pid, buckets);
+      return before ? p95Between(before, buckets) : undefined;
+    }
+    const value = valueOf(text, source.series, source.stage);
+    if (value === undefined || source.read === 'gauge') return value;
+    const before = this.previous.get(pid);
+    this.previous.set(pid, { value, at });
+    return before && at > before.at ? ((value - before.value) * 1000) / (at - before.at) : undefined;
   }
 }

@@ -15,7 +15,7 @@ import type { ModelConfig } from '../model/types.ts';
 import type { Plan } from '../plan/types.ts';
 import type { CostModel, ReplicaRequest } from '../planner/cost-model.ts';
 import type { AutoscalerConfig, ScalingRules } from './autoscaler.ts';
-import { SCALING_SERIES, scalingConfig, scalingTarget, type ScalingSettings } from './scaling-config.ts';
+import { SCALING_METRICS, scalingConfig, scalingTarget, type MetricSource, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
 import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
 
@@ -114,18 +114,22 @@ export function horizontalPodAutoscaler(name: string, namespace: string, labels:
   };
 }
 
-/** prometheus-adapter rules exposing each kind's scaling metric per pod, as the local autoscaler computes it. */
+/** prometheus-adapter rules exposing every scaling metric per pod, as the local autoscaler computes it. */
 export function adapterRules(): { rules: unknown[] } {
-  const kinds: ServiceKind[] = ['shard', 'dense', 'router'];
   return {
-    rules: kinds.map((kind) => {
-      const s = SCALING_SERIES[kind];
+    rules: Object.values(SCALING_METRICS).map((s: MetricSource) => {
       const select = s.stage ? `stage="${s.stage}",` : '';
+      const series = s.read === 'p95' ? `${s.series}_bucket` : s.series;
+      const query = {
+        rate: `sum(rate(<<.Series>>{${select}<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)`,
+        gauge: `sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)`,
+        p95: `histogram_quantile(0.95, sum(rate(<<.Series>>{${select}<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>, le))`,
+      }[s.read];
       return {
-        seriesQuery: `${s.series}{${select}namespace!="",pod!=""}`,
+        seriesQuery: `${series}{${select}namespace!="",pod!=""}`,
         resources: { overrides: { namespace: { resource: 'namespace' }, pod: { resource: 'pod' } } },
-        name: { matches: `^${s.series}$`, as: s.metric },
-        metricsQuery: s.rate ? `sum(rate(<<.Series>>{${select}<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)` : `sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)`,
+        name: { matches: `^${series}$`, as: s.metric },
+        metricsQuery: query,
       };
     }),
   };
