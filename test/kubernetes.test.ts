@@ -63,7 +63,7 @@ const flags = ['--shard-target-lookups', '250000', '--max-replicas', '12', '--sc
 const written = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', out, '--namespace', 'ranking', ...flags]);
 const objects = () => fs.readdirSync(out).sort().map((f) => JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as KubeObject);
 const find = (kind: string, component: string) => objects().find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
-type PodSpec = { containers: { args: string[]; resources: { requests: { memory: string } } }[] };
+type PodSpec = { containers: { command: string[]; args: string[]; env: { name: string; value: string }[]; resources: { requests: { memory: string } } }[] };
 const podOf = (d: KubeObject) => (d.spec as { template: { spec: PodSpec } }).template.spec;
 
 test('every object of a plan validates against the Kubernetes 1.27 schema; a broken one does not', () => {
@@ -117,7 +117,12 @@ test("a Deployment's container command starts a replica here (paths mapped to th
   fs.writeFileSync(path.join(configDir, 'plan.json'), cm.data['plan.json']);
   fs.writeFileSync(path.join(configDir, 'profile.bin'), Buffer.from(cm.binaryData['profile.bin'], 'base64'));
   const local = (a: string) => (a === '/model' ? modelDir : a === '/config/plan.json' ? path.join(configDir, 'plan.json') : a.startsWith('0.0.0.0:') ? '127.0.0.1:0' : a);
-  const pod = await startPod(podOf(find('Deployment', 'shard-1')).containers[0].args.map(local));
+  // The role's runtime settings travel in the command, as the supervisor gives its children: a front end's larger initial heap, not a shard's.
+  const container = (c: string) => podOf(find('Deployment', c)).containers[0];
+  assert.deepEqual(container('router').command, ['node', '--initial-heap-size=128', 'bin/shardwise.js']);
+  assert.deepEqual(container('shard-1').command, ['node', 'bin/shardwise.js']);
+  assert.match(container('shard-1').env.find((e) => e.name === 'GLIBC_TUNABLES')!.value, /trim_threshold/);
+  const pod = await startPod(container('shard-1').args.map(local));
   try {
     await waitReady(`http://127.0.0.1:${pod.metricsPort}/v2/health/ready`);
   } finally {

@@ -15,6 +15,7 @@ import type { ModelConfig } from '../model/types.ts';
 import type { Plan } from '../plan/types.ts';
 import type { CostModel, ReplicaRequest } from '../planner/cost-model.ts';
 import type { AutoscalerConfig, ScalingRules } from './autoscaler.ts';
+import { SERVICE_MALLOC_TUNABLES, serviceHeapFlags } from './runtime-flags.ts';
 import { SCALING_METRICS, scalingConfig, scalingTarget, type MetricSource, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
 import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
@@ -196,7 +197,10 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
                 {
                   name: s.kind,
                   image: o.image,
+                  // The image's entrypoint is `node bin/shardwise.js` (WORKDIR /app); the role's V8 heap and malloc settings as the supervisor gives its children.
+                  command: ['node', ...serviceHeapFlags(s.kind), 'bin/shardwise.js'],
                   args,
+                  env: [{ name: 'GLIBC_TUNABLES', value: SERVICE_MALLOC_TUNABLES }],
                   ports: [
                     { name: internal ? 'frames' : 'http', containerPort: listenPort, protocol: 'TCP' },
                     { name: 'metrics', containerPort: PORTS.metrics, protocol: 'TCP' },

@@ -15,6 +15,7 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
+import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
 import { moduleEntry } from '../util/entry.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
@@ -35,29 +36,6 @@ const SOCKET_DIR_PREFIX = 'shardwise-';
 const SOCKET_DIR_PATTERN = /^shardwise-(\d+)-/;
 
 /**
- * V8 heap sizing for every service process: a serving process allocates a few hundred KiB of
- * short-lived ArrayBuffers per query (bodies, frames, merged batches), which V8 counts against
- * the old generation's limit; at V8's default the router ran a Mark-Compact every ~100 ms. A
- * 128 MiB initial heap lets scavenges collect them (README, bench:cpu).
- * SHARDWISE_SERVICE_HEAP_MB sets it; 0 leaves V8's default.
- */
-function serviceHeapFlags(): string[] {
-  const raw = process.env.SHARDWISE_SERVICE_HEAP_MB ?? '128';
-  const mb = Number(raw);
-  if (!Number.isInteger(mb) || mb < 0) throw new ShardwiseError(ErrorCodes.BAD_ARGUMENT, `SHARDWISE_SERVICE_HEAP_MB is ${JSON.stringify(raw)}`, 'give whole MiB, or 0 for V8\'s default');
-  return mb > 0 ? [`--initial-heap-size=${mb}`] : [];
-}
-/** Extra Node flags for every service process (e.g. --max-old-space-size=8192, --cpu-prof): space-separated; they come last, so they override the defaults. */
-const serviceNodeFlags = () => [...serviceHeapFlags(), ...(process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
-/**
- * glibc malloc settings for every service process unless GLIBC_TUNABLES is set: keep freed
- * memory (no trimming; blocks under 32 MiB from the heap, not fresh mmaps) so per-batch
- * buffers reuse pages instead of faulting in new zeroed ones (`perf` counted 1–3 page faults
- * per shard request without them).
- */
-const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432';
-
-/**
  * Starts a service process. Front ends (router, monolithic) are cluster workers so that
  * replicas of one front end listen on the same public port. Each replica accepts from the
  * shared socket itself (the kernel's balancing, SCHED_NONE): with cluster's round-robin the
@@ -68,7 +46,7 @@ const SERVICE_MALLOC_TUNABLES = 'glibc.malloc.trim_threshold=268435456:glibc.mal
  * is an uneven spread when the replicas are idle. Internal services are plain child processes.
  */
 function forkService(cfg: ServiceConfig): ChildProcess {
-  const execArgv = [...SERVICE.execArgv, ...serviceNodeFlags()];
+  const execArgv = [...SERVICE.execArgv, ...serviceNodeFlags(cfg.role)];
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
   const env = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? SERVICE_MALLOC_TUNABLES, [SERVICE_ENV]: JSON.stringify(cfg) };
   if (cfg.role === 'router' || cfg.role === 'monolithic') {
