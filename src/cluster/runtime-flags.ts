@@ -7,11 +7,13 @@ type Role = ServiceConfig['role'];
  * V8's initial heap per role, MiB (0: V8's default sizing). A front end allocates a few
  * hundred KiB of short-lived ArrayBuffers per query (bodies, frames, merged batches), which V8
  * counts against the old generation's limit; at V8's default the router ran a Mark-Compact
- * every ~100 ms, and 128 MiB lets scavenges collect them. A shard allocates little and ran
- * cheaper on the default: in four alternating `bench:cpu` runs (SHARDWISE_SERVICE_HEAP_MB=0,
- * 128, 0, 128) the router took 1.30/1.47 ms of CPU per query at the default against 1.02/1.04
- * at 128 MiB, the monolith 0.93/0.93 against 0.82/0.85, and the shards 0.07–0.32 against
- * 0.12–0.35 (README, bench:cpu). Idle memory does not depend on it (bench:replica).
+ * every ~100 ms, and 128 MiB lets scavenges collect them. In four alternating `bench:cpu` runs
+ * (SHARDWISE_SERVICE_HEAP_MB=0, 128, 0, 128) the router took 1.30/1.47 ms of CPU per query at
+ * V8's default against 1.02/1.04 at 128 MiB, the monolith 0.93/0.93 against 0.82/0.85. A shard
+ * allocates little: with these per-role settings its CPU per query (0.12–0.36 ms) matched the
+ * all-128 MiB runs (0.12–0.35); its lower figures in the all-default runs came from the slower
+ * router merging more queries into each shard request. So a shard keeps V8's default, which
+ * reserves less. Idle memory does not depend on it (bench:replica).
  */
 export const ROLE_HEAP_MB: Record<Role, number> = { shard: 0, dense: 128, router: 128, monolithic: 128 };
 
