@@ -146,3 +146,23 @@ test('serve --autoscale follows the load: bench --shape records a shard scaling 
     await s.stop();
   }
 });
+
+test('serve --autoscale --front-end-metric latency: a router whose p95 passes its target scales out, read from its own histogram', async () => {
+  const planFile = path.join(dir, 'plan-latency.json');
+  writePlan(planFile, plan);
+  const traceFile = path.join(dir, 'trace-latency.bin');
+  writeTrace(traceFile, config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 14 });
+  // A target far below any real query's latency (0.05 ms): the router must scale out; shards and dense stay put.
+  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--front-end-metric', 'latency', '--front-end-target-p95-ms', '0.05', '--shard-target-lookups', '1000000000', '--dense-target-rps', '1000000', '--max-replicas', '2', '--drain-grace-ms', '0', '--no-admission']);
+  try {
+    const bench = await cliAsync(['bench', '--url', s.url, '--model-name', config.name, '--trace', traceFile, '--shape', 'constant:50:4', '--warmup', '0', '--admin', s.adminUrl, '--json']);
+    assert.equal(bench.code, 0, bench.stderr);
+    const { timeline, result } = JSON.parse(bench.stdout);
+    assert.ok(Math.max(...timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router)) === 2, 'the router scaled out on its p95');
+    assert.equal(result.errors + result.timeouts, 0);
+    const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
+    assert.ok(services.filter((x: { kind: string }) => x.kind !== 'router').every((x: { replicas: unknown[] }) => x.replicas.length === 1), 'the others stay at one replica');
+  } finally {
+    await s.stop();
+  }
+});
