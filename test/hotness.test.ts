@@ -113,6 +113,19 @@ test('hotness-ordered copies: ranges mapped or read from them equal the rows str
   // Without a checksum in the plan, the profile is hashed and the same copies found.
   assert.equal(loadHotnessRanges(dir, manifest, { ...plan, hotness: { profile: profileFile } }, config, ranges, 'read').source, 'hotness-ordered copies');
 
+  // A model written again in the same folder makes the copies stale: not served, and written anew.
+  const newer = path.join(dir, '..', 'newer');
+  generateModel(newer, config, 99);
+  for (const t of [0, 1]) {
+    const file = manifest.tensors[`emb.${t}`].file;
+    fs.copyFileSync(path.join(newer, file), path.join(dir, file));
+  }
+  assert.equal(loadHotnessRanges(dir, manifest, plan, config, ranges, 'read').source, 'tables streamed through the permutation');
+  const fresh = loadHotnessRanges(dir, manifest, plan, config, ranges, 'read').tables;
+  assert.equal(ensureOrderedTables(dir, manifest, plan.hotness).written, true);
+  loadHotnessRanges(dir, manifest, plan, config, ranges, 'read').tables.forEach((t, i) => assert.deepEqual(t.data, fresh[i].data, `rewritten model: piece ${i}`));
+  assert.notDeepEqual(fresh[0].data, streamed.tables[0].data);
+
   // A truncated copy is not served: the ranges are streamed again.
   const copy = path.join(tables.dir, 'table-0.f32');
   fs.truncateSync(copy, 100);

@@ -22,8 +22,26 @@ const WRITE_CHUNK_BYTES = 256 << 20;
 interface OrderedManifest {
   profileChecksum: string;
   embeddingDim: number;
-  /** Per table: its rows and its file in this folder, or null where the profile keeps the model's order. */
-  tables: { rows: number; file: string | null }[];
+  /**
+   * Per table: its rows, its file in this folder (null where the profile keeps the model's
+   * order), and the model file it was copied from as it was then (size, mtime): a model
+   * written again in the same folder (`generate --force`, a new import) makes the copy stale.
+   */
+  tables: { rows: number; file: string | null; source: FileStamp }[];
+}
+
+interface FileStamp {
+  size: number;
+  mtimeMs: number;
+}
+
+function stampOf(file: string): FileStamp | null {
+  try {
+    const st = fs.statSync(file);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return null;
+  }
 }
 
 /** Per table, the float32 file whose row i is the table's hotness position i. */
@@ -44,21 +62,17 @@ export function findOrderedTables(modelDir: string, manifest: Manifest, checksum
     return null;
   }
   const d = manifest.embeddingDim;
+  const sameSource = (t: OrderedManifest['tables'][number], i: number) => {
+    const now = stampOf(tableFile(modelDir, manifest, i));
+    return now !== null && now.size === t.source?.size && now.mtimeMs === t.source?.mtimeMs;
+  };
   const fits =
     stored.profileChecksum === checksum &&
     stored.embeddingDim === d &&
     stored.tables?.length === manifest.tables.length &&
-    stored.tables.every((t, i) => t.rows === manifest.tables[i].rows && (t.file === null || fileSize(path.join(dir, t.file)) === t.rows * d * FLOAT_BYTES));
+    stored.tables.every((t, i) => t.rows === manifest.tables[i].rows && sameSource(t, i) && (t.file === null || stampOf(path.join(dir, t.file))?.size === t.rows * d * FLOAT_BYTES));
   if (!fits) return null;
   return { dir, files: stored.tables.map((t, i) => (t.file === null ? tableFile(modelDir, manifest, i) : path.join(dir, t.file))) };
-}
-
-function fileSize(file: string): number {
-  try {
-    return fs.statSync(file).size;
-  } catch {
-    return -1;
-  }
 }
 
 /**
@@ -78,8 +92,10 @@ export function writeOrderedTables(modelDir: string, manifest: Manifest, profile
   const chunkRows = Math.max(1, Math.floor(WRITE_CHUNK_BYTES / (d * FLOAT_BYTES)));
   try {
     const tables = manifest.tables.map(({ rows }, t): OrderedManifest['tables'][number] => {
+      // Stamped before reading: a table rewritten meanwhile leaves a stamp that no longer matches.
+      const source = stampOf(tableFile(modelDir, manifest, t))!;
       const position = readProfile(profileFile, undefined, { permutationsOf: (i) => i === t }).tables[t].permutation;
-      if (!position) return { rows, file: null };
+      if (!position) return { rows, file: null, source };
       const file = `table-${t}.f32`;
       const fd = fs.openSync(path.join(temp, file), 'w');
       try {
@@ -91,10 +107,12 @@ export function writeOrderedTables(modelDir: string, manifest: Manifest, profile
         fs.closeSync(fd);
       }
       onTable?.(t, rows * d * FLOAT_BYTES);
-      return { rows, file };
+      return { rows, file, source };
     });
     const stored: OrderedManifest = { profileChecksum: checksum, embeddingDim: d, tables };
     fs.writeFileSync(path.join(temp, ORDERED_MANIFEST), JSON.stringify(stored, null, 2) + '\n');
+    // A stale copy (the model rewritten since) gives way; a good one another process just wrote stays.
+    if (fs.existsSync(dir) && !findOrderedTables(modelDir, manifest, checksum)) fs.rmSync(dir, { recursive: true, force: true });
     try {
       fs.renameSync(temp, dir);
     } catch (e) {
