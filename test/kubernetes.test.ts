@@ -85,7 +85,7 @@ test("the HPAs carry the local autoscaler's config for the same flags (metric, t
   const capacities = replicaCapacities(planningInputOf(plan, config, cost), plan);
   assert.equal(scalingTarget('dense', 'dense', settings, capacities), 350);
   for (const [component, kind] of [['shard-1', 'shard'], ['dense', 'dense'], ['router', 'router']] as const) {
-    const local = scalingConfig(kind, settings, scalingTarget(kind, component, settings, capacities));
+    const local = scalingConfig(kind, component, settings, capacities);
     const spec = find('HorizontalPodAutoscaler', component).spec as { minReplicas: number; maxReplicas: number; metrics: { pods: { metric: { name: string }; target: { averageValue: string } } }[]; behavior: { scaleUp: { stabilizationWindowSeconds: number; policies: { type: string; value: number; periodSeconds: number }[] }; scaleDown: { stabilizationWindowSeconds: number } } };
     assert.equal(spec.metrics[0].pods.metric.name, local.metric);
     assert.equal(Number(spec.metrics[0].pods.target.averageValue), local.target);

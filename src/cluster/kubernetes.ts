@@ -16,7 +16,7 @@ import type { Plan } from '../plan/types.ts';
 import type { CostModel, ReplicaRequest } from '../planner/cost-model.ts';
 import type { AutoscalerConfig, ScalingRules } from './autoscaler.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceHeapFlags } from './runtime-flags.ts';
-import { SCALING_METRICS, scalingConfig, scalingTarget, type MetricSource, type ScalingSettings } from './scaling-config.ts';
+import { SCALING_METRICS, scalingConfig, type MetricSource, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
 import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
 
@@ -242,7 +242,7 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
           ],
         },
       },
-      horizontalPodAutoscaler(name, namespace, labels, scalingConfig(s.kind, o.scaling, scalingTarget(s.kind, s.service, o.scaling, o.capacities))),
+      horizontalPodAutoscaler(name, namespace, labels, scalingConfig(s.kind, s.service, o.scaling, o.capacities)),
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name, namespace, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
     );
   }

@@ -80,8 +80,9 @@ export function scalingTarget(kind: ServiceKind, service: string, s: ScalingSett
   return kind === 'shard' ? DEFAULT_TARGETS.shardLookups : DEFAULT_TARGETS.denseRps;
 }
 
-/** One service's autoscaler config from the shared settings, holding `target` (scalingTarget). */
-export function scalingConfig(kind: ServiceKind, s: ScalingSettings, target: number): AutoscalerConfig {
+/** One service's autoscaler config from the shared settings, holding its scalingTarget. */
+export function scalingConfig(kind: ServiceKind, service: string, s: ScalingSettings, capacities: ReadonlyMap<string, number> | null): AutoscalerConfig {
+  const target = scalingTarget(kind, service, s, capacities);
   const behavior = {
     scaleUp: { ...HPA_DEFAULT_BEHAVIOR.scaleUp, stabilizationWindowS: s.scaleUpWindowS },
     scaleDown: { ...HPA_DEFAULT_BEHAVIOR.scaleDown, stabilizationWindowS: s.scaleDownWindowS },

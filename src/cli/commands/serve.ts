@@ -9,7 +9,7 @@ import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
 import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../../cluster/admin-api.ts';
 import { createLogger } from '../../util/log.ts';
 import { AutoscaleLoop } from '../../cluster/autoscale-loop.ts';
-import { LATENCY_TARGET_SHARE, scalingConfig, scalingMetric, scalingTarget, type ScalingSettings } from '../../cluster/scaling-config.ts';
+import { LATENCY_TARGET_SHARE, scalingConfig, scalingMetric, type ScalingSettings } from '../../cluster/scaling-config.ts';
 import { readCostModel, type CostModel } from '../../planner/cost-model.ts';
 import { planningInputOf, replicaCapacities, roleCpus } from '../../planner/capacity.ts';
 import { DEFAULT_COALESCING } from '../../serving/coalescing-engine.ts';
@@ -58,7 +58,7 @@ function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: M
   const opts = { ...flags, frontEndTargetP95Ms: flags.frontEndTargetP95Ms ?? LATENCY_TARGET_SHARE * flags.slaP99Ms };
   if (cost && plan && !plan.workload) progress('warning: the plan records no workload: shard targets from the cost model assume 1 sample per query (plan with `shardwise plan --batch B` to record it)');
   const capacities = cost && plan ? replicaCapacities(planningInputOf(plan, config, cost), plan, opts.replicaCpus) : null;
-  const services = supervisor.state().map((s) => ({ service: s.name, source: scalingMetric(s.kind, opts), config: scalingConfig(s.kind, opts, scalingTarget(s.kind, s.name, opts, capacities)) }));
+  const services = supervisor.state().map((s) => ({ service: s.name, source: scalingMetric(s.kind, opts), config: scalingConfig(s.kind, s.name, opts, capacities) }));
   progress(`autoscaling ${services.map((s) => `${s.service} (${s.config.metric} → ${s.config.target})`).join(', ')} every ${opts.syncPeriodS} s`);
   return new AutoscaleLoop(supervisor, services, createLogger('autoscaler'));
 }
