@@ -102,7 +102,7 @@ export function registerServe(program: Command): void {
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
-    .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight requests')
+    .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight queries or p95 latency (--front-end-metric)')
     .option('--cost <file>', 'cost model (`shardwise calibrate [--replica-cpus C]`): each role\'s replicas run under the CPUs it was measured at (unless --replica-cpus), and with --autoscale shard and dense targets are --target-utilization of a replica\'s calibrated capacity')
     .option('--replica-cpus <cpus>', 'CPU limit of every replica (a pod\'s limits.cpu), enforced with the cgroup cpu controller where it can be written', positiveNumber)
     .option('--body-timeout-ms <ms>', 'a request must arrive whole within this long (408 after)', positiveInt, DEFAULT_HTTP_LIMITS.bodyTimeoutMs);
