@@ -34,6 +34,8 @@ const backoffMs = (deathsInWindow: number) => (deathsInWindow <= 2 ? 0 : Math.mi
 /** Socket folders are named after the supervisor's pid, so a later start can tell a dead one's leftovers. */
 const SOCKET_DIR_PREFIX = 'shardwise-';
 const SOCKET_DIR_PATTERN = /^shardwise-(\d+)-/;
+/** Writing the tables' ordered copies logs each table once it has taken this long. */
+const ORDERED_PROGRESS_AFTER_MS = 2000;
 
 /**
  * Starts a service process. Front ends (router, monolithic) are cluster workers so that
@@ -272,9 +274,10 @@ export class LocalSupervisor {
     const manifest = readManifest(this.opts.modelDir);
     const t0 = performance.now();
     try {
-      const { checksum, written } = ensureOrderedTables(this.opts.modelDir, manifest, plan.hotness, (t, bytes) =>
-        this.log.info(`hotness-ordered copy of table ${t + 1}/${manifest.tables.length} written (${formatBytes(bytes)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`),
-      );
+      // Progress per table only once the write is slow enough to wonder about (a 20M-row table takes tens of seconds).
+      const { checksum, written } = ensureOrderedTables(this.opts.modelDir, manifest, plan.hotness, (t, bytes) => {
+        if (performance.now() - t0 > ORDERED_PROGRESS_AFTER_MS) this.log.info(`hotness-ordered copy of table ${t + 1}/${manifest.tables.length} written (${formatBytes(bytes)}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      });
       if (written) this.log.info(`hotness-ordered copies of the tables written in ${((performance.now() - t0) / 1000).toFixed(1)} s under ${orderedTablesDir(this.opts.modelDir, checksum)}`);
       return { ...plan, hotness: { ...plan.hotness, checksum } };
     } catch (e) {
