@@ -75,15 +75,8 @@ export function findOrderedTables(modelDir: string, manifest: Manifest, checksum
   return { dir, files: stored.tables.map((t, i) => (t.file === null ? tableFile(modelDir, manifest, i) : path.join(dir, t.file))) };
 }
 
-/**
- * Writes the copies for `profileFile`, which must hash to `checksum` (the plan's record of the
- * profile its ranges were cut from). Memory: one chunk of rows and one table's permutation.
- */
-export function writeOrderedTables(modelDir: string, manifest: Manifest, profileFile: string, checksum: string, onTable?: (table: number, bytes: number) => void): OrderedTables {
-  const actual = profileChecksum(profileFile);
-  if (actual !== checksum) {
-    throw profileError(profileFile, `has changed since the plan was made (sha256 ${actual.slice(0, 12)}…, the plan records ${checksum.slice(0, 12)}…)`, 'plan again with this profile, or restore the one the plan was made from');
-  }
+/** Writes the copies for `profileFile`, whose sha256 is `checksum`. Memory: one chunk of rows and one table's permutation. */
+function writeOrderedTables(modelDir: string, manifest: Manifest, profileFile: string, checksum: string, onTable?: (table: number, bytes: number) => void): OrderedTables {
   const dir = orderedTablesDir(modelDir, checksum);
   const temp = `${dir}.partial-${process.pid}`;
   fs.rmSync(temp, { recursive: true, force: true });
@@ -136,5 +129,10 @@ export function ensureOrderedTables(modelDir: string, manifest: Manifest, hotnes
   const checksum = hotness.checksum ?? profileChecksum(hotness.profile);
   const found = findOrderedTables(modelDir, manifest, checksum);
   if (found) return { tables: found, checksum, written: false };
+  // The profile must still be the one the plan's ranges were cut from (hashed just now when the plan recorded no checksum).
+  const actual = hotness.checksum === undefined ? checksum : profileChecksum(hotness.profile);
+  if (actual !== checksum) {
+    throw profileError(hotness.profile, `has changed since the plan was made (sha256 ${actual.slice(0, 12)}…, the plan records ${checksum.slice(0, 12)}…)`, 'plan again with this profile, or restore the one the plan was made from');
+  }
   return { tables: writeOrderedTables(modelDir, manifest, hotness.profile, checksum, onTable), checksum, written: true };
 }
