@@ -1,5 +1,5 @@
 import { type AutoscalerConfig, type AutoscalerState, type Decision, decide, initialAutoscalerState } from './autoscaler.ts';
-import type { ServiceKind, ServiceState } from './supervisor.ts';
+import type { ServiceState } from './supervisor.ts';
 import type { Controller } from './types.ts';
 import type { Logger } from '../util/log.ts';
 import type { MetricSource } from './scaling-config.ts';

@@ -118,13 +118,16 @@ export function loadFloats(file: string, what: string, total: number, elementOff
 /** Fills `out` with a file's elements from `elementOffset` on. */
 type FloatRead = (elementOffset: number, out: Float32Array) => void;
 
+const unopenable = (file: string, what: string, e: unknown) =>
+  modelTensorError(file, what, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
+
 /** Stats a float32 file through `stat` (a path or an open fd's) and checks its size against the elements it should hold. */
 function checkedFileSize<F>(file: string, what: string, total: number, stat: (f: F) => fs.Stats, handle: F = file as F): void {
   let size: number;
   try {
     size = stat(handle).size;
   } catch (e) {
-    throw modelTensorError(file, what, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
+    throw unopenable(file, what, e);
   }
   if (size !== total * FLOAT_BYTES) {
     throw modelTensorError(
@@ -142,7 +145,7 @@ function withFloatFile<T>(file: string, what: string, total: number, body: (read
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw modelTensorError(file, what, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the model directory is incomplete; generate or import it again');
+    throw unopenable(file, what, e);
   }
   try {
     checkedFileSize(file, what, total, fs.fstatSync, fd);

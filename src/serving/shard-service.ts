@@ -61,7 +61,6 @@ export class ShardService {
     return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse(reply) };
   };
 
-
   /** The row of every lookup, in request order (the router pools them). */
   private rawRows({ batch, offsets, ids }: LookupRequest): Float32Array {
     const d = this.dim;
@@ -77,7 +76,7 @@ export class ShardService {
       }
     }
     return rows;
-  };
+  }
 }
 
 /** A shard's answer to a lookup request: one sum-pooled partial per (sample, piece) bag, [B, P, dim]. */
