@@ -109,20 +109,30 @@ test('admin API: state without a token, changes only with it; 404 and 400 say wh
   }
 });
 
-test('serve --autoscale follows the load: bench --shape records a shard scaling out under load, and it scales back in after its window, with no failed query', async () => {
+/**
+ * `serve --autoscale` of the plan with a 1 s sync period and these flags, and `bench --shape`
+ * against it with its admin API. No admission control: a replica starting takes a core of these
+ * two for half a second, and the router's lag then may refuse a few queries (429) — shedding,
+ * not the loss these tests are about.
+ */
+async function autoscaled(flags: string[]) {
   const planFile = path.join(dir, 'plan.json');
   writePlan(planFile, plan);
   const traceFile = path.join(dir, 'trace.bin');
   writeTrace(traceFile, config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 13 });
-  // No admission control: a replica starting takes a core of these two for half a second, and the router's
-  // lag then may refuse a few queries (429) — shedding, not the loss this test is about.
-  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--scale-down-window-s', '3', '--shard-target-lookups', '2000', '--dense-target-rps', '1000000', '--front-end-target-inflight', '1000', '--max-replicas', '3', '--drain-grace-ms', '0', '--no-admission']);
+  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', ...flags, '--drain-grace-ms', '0', '--no-admission']);
+  const shape = (spec: string) => cliAsync(['bench', '--url', s.url, '--model-name', config.name, '--trace', traceFile, '--shape', spec, '--warmup', '0', '--admin', s.adminUrl, '--json']);
+  return { s, shape };
+}
+
+test('serve --autoscale follows the load: bench --shape records a shard scaling out under load, and it scales back in after its window, with no failed query', async () => {
+  const { s, shape } = await autoscaled(['--scale-down-window-s', '3', '--shard-target-lookups', '2000', '--dense-target-rps', '1000000', '--front-end-target-inflight', '1000', '--max-replicas', '3']);
   const shardReplicas = async () => {
     const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
     return Math.max(...services.filter((x: { kind: string }) => x.kind === 'shard').map((x: { replicas: unknown[] }) => x.replicas.length));
   };
   try {
-    const bench = await cliAsync(['bench', '--url', s.url, '--model-name', config.name, '--trace', traceFile, '--shape', 'staircase:3:100,4:250', '--warmup', '0', '--admin', s.adminUrl, '--json']);
+    const bench = await shape('staircase:3:100,4:250');
     assert.equal(bench.code, 0, bench.stderr);
     const { timeline, result } = JSON.parse(bench.stdout);
     assert.equal(timeline.length, 7);
@@ -148,14 +158,10 @@ test('serve --autoscale follows the load: bench --shape records a shard scaling 
 });
 
 test('serve --autoscale --front-end-metric latency: a router whose p95 passes its target scales out, read from its own histogram', async () => {
-  const planFile = path.join(dir, 'plan-latency.json');
-  writePlan(planFile, plan);
-  const traceFile = path.join(dir, 'trace-latency.bin');
-  writeTrace(traceFile, config, { queries: 200, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 14 });
   // A target far below any real query's latency (0.05 ms): the router must scale out; shards and dense stay put.
-  const s = await startServeProcess(['--model', modelDir, '--plan', planFile, '--autoscale', '--sync-period-s', '1', '--front-end-metric', 'latency', '--front-end-target-p95-ms', '0.05', '--shard-target-lookups', '1000000000', '--dense-target-rps', '1000000', '--max-replicas', '2', '--drain-grace-ms', '0', '--no-admission']);
+  const { s, shape } = await autoscaled(['--front-end-metric', 'latency', '--front-end-target-p95-ms', '0.05', '--shard-target-lookups', '1000000000', '--dense-target-rps', '1000000', '--max-replicas', '2']);
   try {
-    const bench = await cliAsync(['bench', '--url', s.url, '--model-name', config.name, '--trace', traceFile, '--shape', 'constant:50:4', '--warmup', '0', '--admin', s.adminUrl, '--json']);
+    const bench = await shape('constant:50:4');
     assert.equal(bench.code, 0, bench.stderr);
     const { timeline, result } = JSON.parse(bench.stdout);
     assert.ok(Math.max(...timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router)) === 2, 'the router scaled out on its p95');
