@@ -11,6 +11,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"bucketizeCount", shardwise::BucketizeCount},
       {"bucketizePlace", shardwise::BucketizePlace},
       {"mapFile", shardwise::MapFile},
+      {"stampRows", shardwise::StampRows},
   };
   for (const auto& k : kernels) {
     napi_value fn;

@@ -8,6 +8,7 @@ namespace shardwise {
 
 struct F32 { float* data = nullptr; size_t length = 0; };
 struct I32 { int32_t* data = nullptr; size_t length = 0; };
+struct U8 { uint8_t* data = nullptr; size_t length = 0; };
 
 inline bool typedArray(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length) {
   napi_typedarray_type type;
@@ -19,6 +20,7 @@ inline bool typedArray(napi_env env, napi_value v, napi_typedarray_type want, vo
 
 inline bool i32(napi_env env, napi_value v, I32* out) { return typedArray(env, v, napi_int32_array, (void**)&out->data, &out->length); }
 inline bool f32(napi_env env, napi_value v, F32* out) { return typedArray(env, v, napi_float32_array, (void**)&out->data, &out->length); }
+inline bool u8(napi_env env, napi_value v, U8* out) { return typedArray(env, v, napi_uint8_array, (void**)&out->data, &out->length); }
 
 inline bool isNull(napi_env env, napi_value v) {
   napi_valuetype t;
@@ -46,5 +48,6 @@ napi_value AdviseHugePages(napi_env env, napi_callback_info info);
 napi_value BucketizeCount(napi_env env, napi_callback_info info);
 napi_value BucketizePlace(napi_env env, napi_callback_info info);
 napi_value MapFile(napi_env env, napi_callback_info info);
+napi_value StampRows(napi_env env, napi_callback_info info);
 
 }  // namespace shardwise

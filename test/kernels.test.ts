@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { embeddingBagNative, embeddingBagTs } from '../src/kernels/embedding-bag.ts';
 import { interact } from '../src/kernels/interaction.ts';
+import { stampRowsNative, stampRowsTs } from '../src/kernels/stamp-rows.ts';
 import { TypeScriptMlp, linearForward } from '../src/kernels/mlp.ts';
 import { OnnxMlp } from '../src/kernels/mlp-onnx.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -67,6 +68,30 @@ test('native and TypeScript embedding-bag agree on a large skewed batch', { skip
   embeddingBagNative!(table, dim, indices, offsets, null, false, 256, 0, 1, b, 0, dim);
   assert.ok(maxAbsDiff(a, b) < 1e-5);
 });
+
+const stampKernels = [['typescript', stampRowsTs], ...(stampRowsNative ? [['native', stampRowsNative] as const] : [])] as const;
+
+for (const [name, kernel] of stampKernels) {
+  test(`stamp-rows (${name}) marks strided bags' rows and counts the first touches in a window`, () => {
+    const rows = 50, T = 3, samples = 9;
+    const { offsets, indices } = randomBags(rows, samples, T, 5, 4);
+    const stamp = new Uint8Array(10 + rows);
+    // Table 1's bags, stamped at 10..: the rows they name, once each.
+    const want = new Set<number>();
+    for (let s = 0; s < samples; s++) for (let k = offsets[s * T + 1]; k < offsets[s * T + 2]; k++) want.add(indices[k]);
+    assert.equal(kernel(stamp, 10, 7, indices, offsets, samples, 1, T), want.size);
+    assert.deepEqual([...stamp].flatMap((v, i) => (v === 7 ? [i - 10] : [])), [...want].sort((a, b) => a - b));
+    assert.equal(kernel(stamp, 10, 7, indices, offsets, samples, 1, T), 0, 'the same window counts a row once');
+    assert.equal(kernel(stamp, 10, 8, indices, offsets, samples, 1, T), want.size, 'a new window counts it again');
+  });
+
+  test(`stamp-rows (${name}) rejects a row outside the stamp array instead of writing past it`, () => {
+    const stamp = new Uint8Array(4);
+    assert.throws(() => kernel(stamp, 1, 1, Int32Array.of(0, 3), Int32Array.of(0, 2), 1, 0, 1), RangeError);
+    assert.throws(() => kernel(stamp, 0, 1, Int32Array.of(-1), Int32Array.of(0, 1), 1, 0, 1), RangeError);
+    assert.deepEqual([...stamp], [0, 1, 0, 0], 'rows before the bad one are stamped, nothing past the array');
+  });
+}
 
 test('dot interaction emits x then the strictly lower Gram triangle in DLRM order', () => {
   const dim = 3, n = 4, batch = 2;

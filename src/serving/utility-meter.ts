@@ -1,9 +1,10 @@
 import type { LookupRequest } from './messages.ts';
+import { stampRows } from '../kernels/stamp-rows.ts';
 
 /**
  * A shard's measured memory utility (ElasticRec's metric): the share of the rows it holds
  * that one window of queries touched. A row is stamped with the window's number on its first
- * touch, so the meter costs one byte per held row and a compare per lookup, and a new window
+ * touch, so the meter costs one byte per held row and a compare per lookup (src/kernels/stamp-rows.ts), and a new window
  * needs no clearing (except when the 8-bit stamp wraps, every 255 windows).
  */
 export class UtilityMeter {
@@ -27,18 +28,8 @@ export class UtilityMeter {
   /** Counts a served request (its ids already checked by the gather) and the samples it stood for. */
   record(req: LookupRequest): void {
     const { batch, pieces, offsets, ids } = req;
-    const { stamp, pieceBase, window } = this;
     let touched = 0;
-    for (let bag = 0; bag < batch * pieces; bag++) {
-      const base = pieceBase[bag % pieces];
-      for (let k = offsets[bag], end = offsets[bag + 1]; k < end; k++) {
-        const at = base + ids[k];
-        if (stamp[at] !== window) {
-          stamp[at] = window;
-          touched++;
-        }
-      }
-    }
+    for (let p = 0; p < pieces; p++) touched += stampRows(this.stamp, this.pieceBase[p], this.window, ids, offsets, batch, p, pieces);
     this.touched += touched;
     this.samples += batch + req.idleSamples;
     if (this.samples >= this.windowSamples) this.closeWindow();

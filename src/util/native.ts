@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { BucketizeKernels } from '../kernels/bucketize.ts';
+import type { StampRowsKernel } from '../kernels/stamp-rows.ts';
 
 /** The compiled addon's exports (native/addon.cc). */
 export interface NativeAddon {
@@ -12,6 +13,7 @@ export interface NativeAddon {
   bucketizePlace: BucketizeKernels['place'];
   /** A read-only mapping of bytes [byteOffset, +byteLength) of a file, from the page boundary below byteOffset (native/mapped_file.cc). */
   mapFile(path: string, byteOffset: number, byteLength: number, populate: boolean): ArrayBuffer;
+  stampRows: StampRowsKernel;
 }
 
 /**
