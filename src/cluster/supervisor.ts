@@ -15,6 +15,7 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
+import { type BalancerOptions, HaproxyBalancer } from './balancer.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
 import { moduleEntry } from '../util/entry.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
@@ -132,7 +133,7 @@ export interface SupervisorOptions {
   coalesce: CoalescingOptions | null;
   /** The front end's limits (default DEFAULT_HTTP_LIMITS). */
   limits?: HttpLimits;
-  /** Admission control at the front end (default: for a 50 ms p99 SLA); null queues without bound. */
+  /** Admission control at the front end (default: for a 50 ms p99 SLA, or none behind a balancer, which bounds its queue); null queues without bound. */
   admission?: AdmissionOptions | null;
   /** A CPU limit per replica of a role (a pod's `resources.limits.cpu`), enforced with cgroups where they can be written. */
   replicaCpus?: Partial<Record<ServiceConfig['role'], number>>;
@@ -140,6 +141,8 @@ export interface SupervisorOptions {
   maxReplicasPerService?: number;
   /** How replicas load embedding rows (default: mapped where the addon is built). */
   rows?: RowLoading;
+  /** HAProxy on the public port in front of the front ends, refusing past their in-flight limit (default: none, the front ends listen there). */
+  balancer?: BalancerOptions | null;
   log?: Logger;
 }
 
@@ -204,6 +207,11 @@ export class LocalSupervisor {
   /** Per service, replicas out of rotation that are finishing their requests before they stop. */
   private readonly draining = new Map<string, Set<Replica>>();
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
+  private balancer: HaproxyBalancer | null = null;
+  /** The balancer's last in-flight limit update (scale() resolves after it). */
+  private balancerUpdate: Promise<void> = Promise.resolve();
+  /** The port clients connect to: the balancer's, or the front ends' own. */
+  private publicPort = 0;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.log ?? createLogger('supervisor');
@@ -254,7 +262,17 @@ export class LocalSupervisor {
   }
 
   get routerPort(): number {
-    return (this.groups.get('router') ?? this.groups.get('model'))![0].info.port;
+    return this.publicPort;
+  }
+
+  /** The front-end service: the router, or the whole model. */
+  private get frontEnd(): string {
+    return this.opts.plan ? 'router' : 'model';
+  }
+
+  /** The balancer in front of the front ends, if the deployment has one. */
+  get balancerProcess(): HaproxyBalancer | null {
+    return this.balancer;
   }
 
   /** Why the deployment cannot serve every query now (a service with no live replica), or null. */
@@ -291,23 +309,28 @@ export class LocalSupervisor {
   async start(): Promise<void> {
     const { modelDir, deadlineMs, coalesce, limits = DEFAULT_HTTP_LIMITS, rows } = this.opts;
     const plan = this.opts.plan && this.withOrderedTables(this.opts.plan);
-    const admission = this.opts.admission === undefined ? admissionForSla(DEFAULT_SLA_P99_MS, coalesce?.maxDelayMs) : this.opts.admission;
+    const admission = this.opts.admission !== undefined ? this.opts.admission : this.opts.balancer ? null : admissionForSla(DEFAULT_SLA_P99_MS, coalesce?.maxDelayMs);
     try {
-      const port = this.opts.port || (await freePort());
+      this.publicPort = this.opts.port || (await freePort());
+      // With a balancer the front ends share a loopback port of their own behind it.
+      const port = this.opts.balancer ? await freePort() : this.publicPort;
       const frontEnd = { port, coalesce, limits, admission };
-      if (!plan) {
-        await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, rows, metricsPort: 0, ...frontEnd }));
-        return;
+      if (!plan) await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, rows, metricsPort: 0, ...frontEnd }));
+      else {
+        const starts: Promise<unknown>[] = plan.shards.map((s, shard) =>
+          this.startGroup(s.name, s.replicas, (replica) => ({ role: 'shard', service: s.name, replica, modelDir, rows, metricsPort: 0, plan, shard })),
+        );
+        if (plan.dense.placement === 'service') {
+          starts.push(this.startGroup('dense', plan.dense.replicas, (replica) => ({ role: 'dense', service: 'dense', replica, modelDir, metricsPort: 0 })));
+        }
+        await Promise.all(starts);
+        const addresses = this.internalAddresses(plan);
+        await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, rows, metricsPort: 0, plan, ...addresses, deadlineMs, ...frontEnd }));
       }
-      const starts: Promise<unknown>[] = plan.shards.map((s, shard) =>
-        this.startGroup(s.name, s.replicas, (replica) => ({ role: 'shard', service: s.name, replica, modelDir, rows, metricsPort: 0, plan, shard })),
-      );
-      if (plan.dense.placement === 'service') {
-        starts.push(this.startGroup('dense', plan.dense.replicas, (replica) => ({ role: 'dense', service: 'dense', replica, modelDir, metricsPort: 0 })));
+      if (this.opts.balancer) {
+        const layout = { ...this.opts.balancer, host: '127.0.0.1', port: this.publicPort, frontEndPort: port, replicas: this.groups.get(this.frontEnd)!.length, dir: this.socketDir, metricsPort: await freePort() };
+        this.balancer = await HaproxyBalancer.start(layout, this.log);
       }
-      await Promise.all(starts);
-      const addresses = this.internalAddresses(plan);
-      await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, rows, metricsPort: 0, plan, ...addresses, deadlineMs, ...frontEnd }));
     } catch (e) {
       await this.stop();
       throw e;
@@ -455,6 +478,7 @@ export class LocalSupervisor {
       const leaving = [...group].sort((a, b) => b.info.replica - a.info.replica).slice(0, group.length - replicas);
       await Promise.all(leaving.map((r) => this.drainAndStop(r)));
     }
+    await this.balancerUpdate;
     return { from, to: replicas };
   }
 
@@ -482,6 +506,7 @@ export class LocalSupervisor {
     }
     // A front end leaving a shared port: its clients get LEAVE_GRACE_MS to move their connections.
     const front = r.cfg.role === 'router' || r.cfg.role === 'monolithic';
+    if (front) this.publish(service);
     await this.stopReplica(r, front ? LEAVE_GRACE_MS : 0, front);
     draining.delete(r);
   }
@@ -496,7 +521,13 @@ export class LocalSupervisor {
 
   /** Sends a service's current replica addresses to every router replica. */
   private publish(service: string): void {
-    if (!this.opts.plan || service === 'router') return;
+    if (service === this.frontEnd) {
+      const replicas = this.groups.get(service)!.length;
+      const balancer = this.balancer;
+      if (balancer) this.balancerUpdate = this.balancerUpdate.then(() => balancer.setReplicas(replicas)).catch((e) => this.log.warn(`balancer: could not update its in-flight limit: ${(e as Error).message}`));
+      return;
+    }
+    if (!this.opts.plan) return;
     const msg: ParentMessage = { type: 'replicas', service, addresses: this.groups.get(service)!.map(address) };
     for (const router of this.groups.get('router') ?? []) if (router.child.connected) router.child.send(msg);
   }
@@ -527,6 +558,7 @@ export class LocalSupervisor {
     for (const t of this.backoffTimers) clearTimeout(t);
     this.backoffTimers.clear();
     for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r, graceMs)));
+    await this.balancer?.stop();
     await Promise.all([...this.groups.values(), ...[...this.draining.values()].map((d) => [...d])].flat().map((r) => this.stopReplica(r, 0)));
     this.removeSocketDir();
     process.off('exit', this.removeSocketDir);

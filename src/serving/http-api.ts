@@ -59,7 +59,8 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
-function errorBody(e: unknown): { error: string; code: string; hint?: string } {
+/** The JSON body of every error answer: the reason, its registry code, and what to do where known. */
+export function errorBody(e: unknown): { error: string; code: string; hint?: string } {
   if (e instanceof ShardwiseError) return e.hint ? { error: e.message, code: e.code, hint: e.hint } : { error: e.message, code: e.code };
   return { error: 'internal error (logged by the server)', code: ErrorCodes.INTERNAL };
 }

@@ -17,7 +17,8 @@ import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts'
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, progress, rowsOption, scalingOptions } from '../options.ts';
+import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, progress, rowsOption, scalingOptions } from '../options.ts';
+import { DEFAULT_BALANCER_INFLIGHT, balancerForSla } from '../../cluster/balancer.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
@@ -47,7 +48,13 @@ interface ServeOptions extends ScalingSettings {
   autoscale?: boolean;
   rows: RowLoading;
   cost?: string;
+  balancer: 'none' | 'haproxy';
+  balancerInflight: number;
+  balancerQueueMs?: number;
 }
+
+/** Behind a balancer, the front ends' in-flight target as a share of their in-flight limit. */
+const BALANCED_TARGET_SHARE = 0.75;
 
 /**
  * One HPA loop per service, each on its kind's metric, the windows from the flags, the
@@ -56,6 +63,12 @@ interface ServeOptions extends ScalingSettings {
 function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, cost: CostModel | null, flags: ServeOptions): AutoscaleLoop {
   // The latency target follows this deployment's SLA.
   const opts = { ...flags, frontEndTargetP95Ms: flags.frontEndTargetP95Ms ?? LATENCY_TARGET_SHARE * flags.slaP99Ms };
+  // Behind a balancer a saturated front-end replica holds exactly its in-flight limit, never more: a target at or above it would never scale out.
+  if (flags.balancer !== 'none' && opts.frontEndMetric === 'inflight' && opts.frontEndTargetInflight >= flags.balancerInflight) {
+    const held = BALANCED_TARGET_SHARE * flags.balancerInflight;
+    progress(`autoscale: the front end's in-flight target ${opts.frontEndTargetInflight} is not below the balancer's ${flags.balancerInflight} per replica; holding ${held} instead`);
+    opts.frontEndTargetInflight = held;
+  }
   if (cost && plan && !plan.workload) progress('warning: the plan records no workload: shard targets from the cost model assume 1 sample per query (plan with `shardwise plan --batch B` to record it)');
   const capacities = cost && plan ? replicaCapacities(planningInputOf(plan, config, cost), plan, opts.replicaCpus) : null;
   const services = supervisor.state().map((s) => ({ service: s.name, source: scalingMetric(s.kind, opts), config: scalingConfig(s.kind, s.name, opts, capacities) }));
@@ -99,6 +112,9 @@ export function registerServe(program: Command): void {
     .option('--max-queue-ms <ms>', 'admission control: refuse while the oldest waiting query has waited this long (default: from --sla-p99-ms)', positiveNumber)
     .option('--max-inflight <n>', 'admission control: most queries admitted at once per front-end replica', positiveInt)
     .option('--no-admission', 'queue every query however late it will be (no 429s)')
+    .option('--balancer <kind>', "what listens on the public port: 'none' (the front ends themselves) or 'haproxy', which gives each front-end replica --balancer-inflight queries at once and answers 429 to one that waited --balancer-queue-ms, in C, outside the front ends' CPU (refusing in Node costs the front end ~0.12 ms a query); needs haproxy installed", oneOf(['none', 'haproxy'] as const), 'none')
+    .option('--balancer-inflight <n>', 'with --balancer haproxy: queries one front-end replica is given at once; the rest wait in the balancer', positiveInt, DEFAULT_BALANCER_INFLIGHT)
+    .option('--balancer-queue-ms <ms>', 'with --balancer haproxy: how long a query may wait in the balancer before it gets 429 (default: half of --sla-p99-ms)', positiveNumber)
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
@@ -113,12 +129,14 @@ export function registerServe(program: Command): void {
     const cost = opts.cost ? readCostModel(opts.cost) : null;
     const coalesce = opts.coalesce > 0 ? { maxConcurrent: opts.coalesce, maxSamples: opts.maxBatch, maxDelayMs: opts.maxQueueDelayMs } : null;
     const sla = admissionForSla(opts.slaP99Ms, coalesce?.maxDelayMs);
-    const admission = opts.admission ? { ...sla, maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs } : null;
+    // Behind a balancer the front ends' queue is bounded already (--balancer-inflight each); their own admission would refuse twice.
+    const admission = opts.admission && opts.balancer === 'none' ? { ...sla, maxInflight: opts.maxInflight ?? sla.maxInflight, maxQueueMs: opts.maxQueueMs ?? sla.maxQueueMs } : null;
     const limits = { ...DEFAULT_HTTP_LIMITS, bodyTimeoutMs: opts.bodyTimeoutMs };
     // CPU limits: one for every replica, else each role's from the cost model (as the pods' limits in `manifests`), else none.
     const cpus = opts.replicaCpus;
     const replicaCpus = cpus !== undefined ? { shard: cpus, dense: cpus, router: cpus, monolithic: cpus } : cost ? roleCpus(cost, plan) : undefined;
-    const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows });
+    const balancer = opts.balancer === 'haproxy' ? { ...balancerForSla(opts.slaP99Ms, opts.balancerInflight), ...(opts.balancerQueueMs ? { queueMs: opts.balancerQueueMs } : {}) } : null;
+    const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows, balancer });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
     const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, cost, opts) : null;

@@ -1,0 +1,223 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { ErrorCodes, ShardwiseError, httpStatusOf } from '../util/errors.ts';
+import { errorBody } from '../serving/http-api.ts';
+import type { Logger } from '../util/log.ts';
+
+/**
+ * A balancer in front of the front ends (HAProxy), for overload. A front end that refuses a
+ * query itself still pays Node's whole per-request cost for it (~0.12 ms of its CPU on this
+ * VM, README: bench:overload), so at 4× its capacity the refusals alone take most of its quota.
+ * HAProxy refuses in C, outside the front ends' CPU: it gives each front-end replica at most
+ * `inflightPerReplica` queries at once, queues the rest, and answers 429 (Retry-After) to a
+ * query that has waited `queueMs` in its queue — what Knative's queue-proxy and an Envoy
+ * concurrency limit do for a pod. Health and metadata requests bypass the queue, so a probe
+ * never waits behind queries.
+ */
+export interface BalancerOptions {
+  /** Queries one front-end replica is given at once; the rest wait in the balancer's queue. */
+  inflightPerReplica: number;
+  /** How long a query may wait in the balancer's queue before it is refused with 429. */
+  queueMs: number;
+}
+
+/** Enough queries in flight for the front end's dynamic batching to merge several (bench:overload's runs). */
+export const DEFAULT_BALANCER_INFLIGHT = 8;
+
+/** Half the SLA for waiting in the balancer's queue, half for the batch and the network. */
+export function balancerForSla(slaP99Ms: number, inflightPerReplica = DEFAULT_BALANCER_INFLIGHT): BalancerOptions {
+  return { inflightPerReplica, queueMs: slaP99Ms / 2 };
+}
+
+export interface BalancerLayout extends BalancerOptions {
+  host: string;
+  /** The public port (clients connect here). */
+  port: number;
+  /** The port every front-end replica shares (the kernel spreads the balancer's connections over them). */
+  frontEndPort: number;
+  /** Front-end replicas now: the balancer's in-flight limit is inflightPerReplica × this. */
+  replicas: number;
+  /** Where the runtime API's socket and the refusal's error file live. */
+  dir: string;
+  /** HAProxy's own Prometheus exporter (/metrics: its queue, refusals, connections), or none where the build lacks it. */
+  metricsPort?: number;
+}
+
+/** The balancer's backend of queries (the others, health and metadata, go straight through). */
+const QUERIES = 'queries';
+const SERVER = 'front';
+
+const inflightLimit = (l: Pick<BalancerLayout, 'inflightPerReplica' | 'replicas'>) => l.inflightPerReplica * Math.max(1, l.replicas);
+
+/** The raw HTTP answer HAProxy sends for a query that waited out its queue budget (its errorfile for 503). */
+export function refusalResponse(queueMs: number): string {
+  const refusal = new ShardwiseError(ErrorCodes.OVERLOADED, `over capacity: no front-end replica could take the query within the balancer's ${queueMs} ms queue budget`, 'retry after Retry-After seconds, or add replicas');
+  const body = JSON.stringify(errorBody(refusal));
+  return [`HTTP/1.1 ${httpStatusOf(refusal)} Too Many Requests`, 'content-type: application/json', 'retry-after: 1', 'cache-control: no-store', `content-length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+}
+
+/** haproxy.cfg for a layout. Queries are POST …/infer; everything else bypasses the queue. */
+export function haproxyConfig(l: BalancerLayout): string {
+  const front = `${l.host}:${l.frontEndPort}`;
+  return [
+    'global',
+    // Client connections at once (haproxy needs two descriptors each, under this VM's 20k limit).
+    '  maxconn 4096',
+    // One thread: the balancer shares the machine with the services it fronts.
+    '  nbthread 1',
+    `  stats socket ${path.join(l.dir, 'haproxy.sock')} mode 600 level admin`,
+    'defaults',
+    '  mode http',
+    '  option http-keep-alive',
+    '  timeout connect 1s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  timeout http-request 10s',
+    '  timeout http-keep-alive 5s',
+    'frontend public',
+    `  bind ${l.host}:${l.port}`,
+    `  use_backend ${QUERIES} if METH_POST { path_end /infer }`,
+    '  default_backend direct',
+    `backend ${QUERIES}`,
+    `  timeout queue ${Math.max(1, Math.round(l.queueMs))}ms`,
+    `  errorfile 503 ${path.join(l.dir, 'refused.http')}`,
+    // Idle connections to the front ends serve any client's next query (they are stateless).
+    '  http-reuse always',
+    `  server ${SERVER} ${front} maxconn ${inflightLimit(l)}`,
+    'backend direct',
+    `  server ${SERVER} ${front}`,
+    ...(l.metricsPort ? ['frontend metrics', `  bind ${l.host}:${l.metricsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }'] : []),
+    '',
+  ].join('\n');
+}
+
+/** Whether this haproxy build has its Prometheus exporter (Debian's does). */
+export function haproxyHasPrometheus(bin: string): boolean {
+  return /\+PROMEX\b/.test(spawnSync(bin, ['-vv'], { encoding: 'utf8' }).stdout ?? '');
+}
+
+/** The haproxy binary: SHARDWISE_HAPROXY, else `haproxy` on PATH (or in /usr/sbin, where Debian puts it); null if none runs. */
+export function findHaproxy(): string | null {
+  const candidates = process.env.SHARDWISE_HAPROXY ? [process.env.SHARDWISE_HAPROXY] : ['haproxy', '/usr/sbin/haproxy', '/usr/local/sbin/haproxy'];
+  for (const bin of candidates) if (spawnSync(bin, ['-v'], { stdio: 'ignore' }).status === 0) return bin;
+  return null;
+}
+
+/** Sends one command to HAProxy's runtime API and returns its answer. */
+function runtimeCommand(socket: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const c = net.connect(socket, () => c.end(`${command}\n`));
+    c.on('data', (d) => chunks.push(d));
+    c.on('error', reject);
+    c.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+/**
+ * Runs haproxy ($0, config $1) so that it dies with the supervisor, even a SIGKILLed one (the
+ * Node services see their IPC channel close; haproxy would keep the public port): a reader of
+ * the supervisor's pipe kills it at end-of-file. stop() ends the pipe the same way.
+ */
+const TIED_TO_PARENT = 'exec 3<&0; "$0" -db -f "$1" </dev/null & hp=$!; (read _ <&3; kill $hp 2>/dev/null) & wait $hp';
+
+/** HAProxy as the deployment's public listener (one process, restarted if it dies). */
+export class HaproxyBalancer {
+  private child: ChildProcess | null = null;
+  private stopped = false;
+  private readonly socket: string;
+  private readonly configFile: string;
+
+  private constructor(private readonly bin: string, private layout: BalancerLayout, private readonly log: Logger) {
+    this.socket = path.join(layout.dir, 'haproxy.sock');
+    this.configFile = path.join(layout.dir, 'haproxy.cfg');
+  }
+
+  /** Writes the config, starts HAProxy and resolves once it accepts on the public port. */
+  static async start(layout: BalancerLayout, log: Logger): Promise<HaproxyBalancer> {
+    const bin = findHaproxy();
+    if (!bin) throw new ShardwiseError(ErrorCodes.BAD_ARGUMENT, 'the haproxy balancer was asked for, but no haproxy binary runs here', 'install it (Debian: apt-get install haproxy), point SHARDWISE_HAPROXY at it, or serve without --balancer');
+    if (layout.metricsPort && !haproxyHasPrometheus(bin)) {
+      log.warn(`balancer: ${bin} is built without its Prometheus exporter: no balancer metrics`);
+      layout = { ...layout, metricsPort: undefined };
+    }
+    const b = new HaproxyBalancer(bin, layout, log);
+    fs.writeFileSync(path.join(layout.dir, 'refused.http'), refusalResponse(layout.queueMs));
+    fs.writeFileSync(b.configFile, haproxyConfig(layout));
+    const check = spawnSync(bin, ['-c', '-q', '-f', b.configFile], { encoding: 'utf8' });
+    if (check.status !== 0) throw new ShardwiseError(ErrorCodes.SERVICE, `haproxy refused its configuration: ${(check.stderr || check.stdout).trim()}`);
+    try {
+      await b.spawn();
+    } catch (e) {
+      b.stopped = true; // a balancer that never started is not restarted
+      throw e;
+    }
+    log.info(`balancer: haproxy on ${layout.host}:${layout.port}, ${layout.inflightPerReplica} queries in flight per front-end replica, ${layout.queueMs} ms queue budget, then 429${layout.metricsPort ? `; its metrics on :${layout.metricsPort}/metrics` : ''}`);
+    return b;
+  }
+
+  private async spawn(): Promise<void> {
+    const child = spawn('/bin/sh', ['-c', TIED_TO_PARENT, this.bin, this.configFile], { stdio: ['pipe', 'ignore', 'pipe'] });
+    this.child = child;
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+    child.stdin!.on('error', () => {}); // the shell already gone: nothing to tell it
+    child.once('exit', (code, signal) => {
+      child.stdin!.end();
+      if (this.stopped) return;
+      this.log.error(`balancer: haproxy exited (${signal ?? `code ${code}`}): ${stderr.trim() || 'no message'}; restarting it in 1 s`);
+      setTimeout(() => void this.spawn().catch((e) => this.log.error(`balancer: haproxy could not be restarted: ${(e as Error).message}`)), 1000).unref();
+    });
+    const { host, port } = this.layout;
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new ShardwiseError(ErrorCodes.SERVICE, `haproxy exited during start: ${stderr.trim() || 'no message'}`);
+      const up = await new Promise<boolean>((resolve) => {
+        const c = net.connect(port, host, () => (c.destroy(), resolve(true)));
+        c.on('error', () => resolve(false));
+      });
+      if (up) return;
+      if (i > 100) throw new ShardwiseError(ErrorCodes.SERVICE, `haproxy did not listen on ${host}:${port} within 5 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Where HAProxy's Prometheus exporter listens, if it has one. */
+  get metricsPort(): number | undefined {
+    return this.layout.metricsPort;
+  }
+
+  /** The front-end replica count changed: the in-flight limit follows it (the config too, for a restart). */
+  async setReplicas(replicas: number): Promise<void> {
+    this.layout = { ...this.layout, replicas };
+    fs.writeFileSync(this.configFile, haproxyConfig(this.layout));
+    const answer = await runtimeCommand(this.socket, `set maxconn server ${QUERIES}/${SERVER} ${inflightLimit(this.layout)}`);
+    if (answer.trim()) this.log.warn(`balancer: haproxy did not take the new in-flight limit: ${answer.trim()}`);
+  }
+
+  /**
+   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals
+   * and the queries it passed on. HAProxy counts a refusal as the 503 it is inside (the 429 is
+   * its error file): the backend's 5xx that no server sent.
+   */
+  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number }> {
+    const csv = (await runtimeCommand(this.socket, 'show stat')).split('\n');
+    const header = csv[0].replace(/^# /, '').split(',');
+    const row = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === SERVER);
+    if (!row) throw new ShardwiseError(ErrorCodes.SERVICE, 'haproxy did not report its queries backend');
+    const backend = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === 'BACKEND')!;
+    const get = (fields: string[], name: string) => Number(fields[header.indexOf(name)]);
+    return { inflightLimit: get(row, 'slim'), queued: get(row, 'qcur'), refused: get(backend, 'hrsp_5xx') - get(row, 'hrsp_5xx'), forwarded: get(row, 'stot') };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.stdin!.end();
+    });
+  }
+}

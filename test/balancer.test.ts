@@ -1,0 +1,130 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { presetConfig } from '../src/model/presets.ts';
+import { generateModel } from '../src/model/generate.ts';
+import type { ModelConfig } from '../src/model/types.ts';
+import type { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
+import { probeHealth } from '../src/bench/health-probe.ts';
+import { startServeProcess } from '../src/bench/serve-process.ts';
+import { tempDir } from './helpers.ts';
+import { testDeployments } from './deployments.ts';
+
+const haproxy = findHaproxy();
+const noHaproxy = haproxy ? false : 'needs haproxy (Debian: apt-get install haproxy)';
+const cgroupWritable = process.getuid?.() === 0 && fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
+
+const dir = tempDir();
+// RM1's shape (batch 8, 1,280 lookups a query) on small tables: the overload tests' model.
+const config: ModelConfig = { ...presetConfig('rm1', 5000), name: 'rm1-small' };
+const modelDir = path.join(dir, 'model');
+generateModel(modelDir, config, 3);
+const gen = new QueryGenerator(config, { queries: 200, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 4 });
+const queries = encodeQueries(Array.from({ length: 200 }, () => gen.next()), config.numDense);
+const deployments = testDeployments();
+const target = (sup: LocalSupervisor) => ({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name });
+const run = (sup: LocalSupervisor, qps: number, durationS: number) => runOpenLoop(target(sup), queries, { qps, durationS, timeoutMs: 5000, warmupS: 0.5, slaMs: 50 });
+const layout = { ...balancerForSla(50), host: '127.0.0.1', port: 8080, frontEndPort: 9090, replicas: 3, dir: '/run/sw' };
+
+test('the balancer config: queries queue behind in-flight × replicas with the queue budget, everything else bypasses; the refusal is a JSON 429', () => {
+  const cfg = haproxyConfig(layout);
+  assert.match(cfg, /bind 127\.0\.0\.1:8080/);
+  assert.match(cfg, /use_backend queries if METH_POST \{ path_end \/infer \}/);
+  assert.match(cfg, /backend queries\n {2}timeout queue 25ms\n {2}errorfile 503 \/run\/sw\/refused\.http\n {2}http-reuse always\n {2}server front 127\.0\.0\.1:9090 maxconn 24\n/);
+  assert.match(cfg, /backend direct\n {2}server front 127\.0\.0\.1:9090\n/, 'health and metadata: no in-flight limit, no queue');
+  assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 8\n/, 'never 0, which haproxy reads as unlimited');
+  const raw = refusalResponse(25);
+  const [head, body] = raw.split('\r\n\r\n');
+  assert.match(head, /^HTTP\/1\.1 429 Too Many Requests\r\n/);
+  assert.match(head, /\r\nretry-after: 1\r\n/);
+  assert.equal(Number(/content-length: (\d+)/.exec(head)![1]), Buffer.byteLength(body));
+  assert.equal(JSON.parse(body).code, 'SW_OVERLOADED');
+});
+
+test('haproxy accepts the rendered config', { skip: noHaproxy }, () => {
+  const d = tempDir();
+  fs.writeFileSync(path.join(d, 'refused.http'), refusalResponse(25));
+  fs.writeFileSync(path.join(d, 'haproxy.cfg'), haproxyConfig({ ...layout, dir: d }));
+  const check = spawnSync(haproxy!, ['-c', '-f', path.join(d, 'haproxy.cfg')], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stderr);
+});
+
+test('behind the balancer: queries and health pass through, its in-flight limit follows the front-end replicas as they scale, and it stops with the deployment', { skip: noHaproxy }, async () => {
+  const sup = await deployments.serve({ modelDir, plan: null, balancer: { inflightPerReplica: 5, queueMs: 25 } });
+  try {
+    const b = sup.balancerProcess!;
+    assert.equal((await b.stats()).inflightLimit, 5);
+    assert.notEqual(sup.replicas()[0].port, sup.routerPort, 'the front end listens behind the balancer');
+    const health = await fetch(`${target(sup).url}/v2/health/ready`);
+    assert.equal(health.status, 200);
+    const r = await run(sup, 50, 1);
+    assert.equal(r.ok, r.sent, 'every query answered through the balancer');
+    await sup.scale('model', 2);
+    assert.equal((await b.stats()).inflightLimit, 10, 'two replicas: twice the limit');
+    await sup.scale('model', 1);
+    assert.equal((await b.stats()).inflightLimit, 5);
+    assert.ok((await b.stats()).forwarded >= r.sent);
+    // HAProxy's own exporter: its queue and refusals, for Prometheus beside the replicas' /metrics.
+    const metrics = await (await fetch(`http://127.0.0.1:${b.metricsPort}/metrics`)).text();
+    assert.match(metrics, /^haproxy_backend_current_queue\{proxy="queries"\} 0$/m);
+    assert.match(metrics, /^haproxy_backend_http_responses_total\{proxy="queries",code="5xx"\} 0$/m);
+  } finally {
+    await deployments.stop(sup);
+  }
+  const refused = await new Promise<boolean>((resolve) => {
+    const c = net.connect(sup.routerPort, '127.0.0.1', () => (c.destroy(), resolve(false)));
+    c.on('error', () => resolve(true));
+  });
+  assert.ok(refused, 'the public port closed with the deployment');
+});
+
+test('SIGKILL of serve takes the balancer with it: the public port closes', { skip: noHaproxy }, async () => {
+  const s = await startServeProcess(['--model', modelDir, '--monolithic', '--balancer', 'haproxy', '--drain-grace-ms', '0']);
+  assert.equal((await fetch(`${s.url}/v2/health/live`)).status, 200);
+  s.child.kill('SIGKILL');
+  await s.exited;
+  let open = true;
+  for (let i = 0; i < 50 && open; i++) {
+    open = await new Promise<boolean>((resolve) => {
+      const c = net.connect(s.port, '127.0.0.1', () => (c.destroy(), resolve(true)));
+      c.on('error', () => resolve(false));
+    });
+    if (open) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(!open, 'haproxy exited with its supervisor');
+});
+
+test('4x overload on a CPU-limited front end behind the balancer: it refuses with 429 outside the front end, nothing fails, health stays prompt, and far more answers come within the SLA than with admission in the front end alone', { skip: noHaproxy || (cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end') }, async () => {
+  const front = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 } });
+  const balanced = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 }, balancer: balancerForSla(50) });
+  try {
+    // About 4x what this front end meets the SLA at here (~750 qps, resilience.test.ts). Warm-ups are not measured.
+    const capacity = 750;
+    await run(front, 100, 2);
+    await run(balanced, 100, 2);
+    const overload = async (sup: LocalSupervisor) => {
+      const probe = probeHealth(`${target(sup).url}/v2/health/ready`, 50);
+      const r = await run(sup, 4 * capacity, 4);
+      return { r, health: await probe.stop() };
+    };
+    const a = await overload(balanced);
+    const b = await overload(front);
+    const goodput = (x: typeof a) => x.r.okWithinSla / x.r.durationS;
+    const stats = await balanced.balancerProcess!.stats();
+    console.log(`# 4x overload (~${capacity} qps of capacity at 0.5 CPU): behind the balancer goodput ${goodput(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; front-end admission alone: goodput ${goodput(b).toFixed(0)}/s, ${b.r.rejected} refused, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms`);
+    assert.ok(a.r.rejected > 0 && stats.refused > 0, `429s, from the balancer (it counted ${stats.refused})`);
+    assert.equal(a.r.errors + a.r.timeouts, 0, 'nothing fails but refusals');
+    assert.equal(a.health.failures, 0);
+    assert.ok(a.health.latency.p99Ms < 500, `health p99 ${a.health.latency.p99Ms} ms`);
+    assert.ok(goodput(a) > 1.5 * goodput(b), `goodput ${goodput(a)}/s vs ${goodput(b)}/s`);
+  } finally {
+    await deployments.stop(front);
+    await deployments.stop(balanced);
+  }
+});
