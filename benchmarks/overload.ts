@@ -14,7 +14,8 @@
  * rows are skipped, saying so.
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per overload step (6),
- * FRONT_END_CPUS (0.5), MULTIPLES (1,2,4,8).
+ * FRONT_END_CPUS (0.5), MULTIPLES (1,2,4,8), BALANCER_INFLIGHT and BALANCER_QUEUE_MS (serve's
+ * --balancer-inflight and --balancer-queue-ms; default serve's own).
  */
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
@@ -73,10 +74,14 @@ async function drained(d: Deployment): Promise<void> {
 }
 
 const BALANCER = 'balancer (haproxy)';
+const balancerFlags = [
+  ...(process.env.BALANCER_INFLIGHT ? ['--balancer-inflight', process.env.BALANCER_INFLIGHT] : []),
+  ...(process.env.BALANCER_QUEUE_MS ? ['--balancer-queue-ms', process.env.BALANCER_QUEUE_MS] : []),
+];
 const NONE = 'no admission control';
 if (!findHaproxy()) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
 const deployments = [
-  ...(findHaproxy() ? [await deploy(BALANCER, ['--balancer', 'haproxy'])] : []),
+  ...(findHaproxy() ? [await deploy(BALANCER, ['--balancer', 'haproxy', ...balancerFlags])] : []),
   await deploy('admission in the front end', []),
   await deploy(NONE, ['--no-admission']),
 ];
