@@ -100,24 +100,26 @@ test('SIGKILL of serve takes the balancer with it: the public port closes', { sk
   assert.ok(!open, 'haproxy exited with its supervisor');
 });
 
-test('4x overload on a CPU-limited front end behind the balancer: it refuses with 429 outside the front end, nothing fails, health stays prompt, and far more answers come within the SLA than with admission in the front end alone', { skip: noHaproxy || (cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end') }, async () => {
+test('3x overload on a CPU-limited front end behind the balancer: it refuses with 429 outside the front end, nothing fails, health stays prompt, and far more answers come within the SLA than with admission in the front end alone', { skip: noHaproxy || (cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end') }, async () => {
   const front = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 } });
   const balanced = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 }, balancer: balancerForSla(50) });
   try {
-    // About 4x what this front end meets the SLA at here (~750 qps, resilience.test.ts). Warm-ups are not measured.
+    // About 3x what this front end meets the SLA at here (~750 qps, resilience.test.ts): at 4x (3,000 qps) this process,
+    // the load generator, kept its own event loop busy enough to blur every latency it measured. Warm-ups are not measured.
     const capacity = 750;
     await run(front, 100, 2);
     await run(balanced, 100, 2);
     const overload = async (sup: LocalSupervisor) => {
       const probe = probeHealth(`${target(sup).url}/v2/health/ready`, 50);
-      const r = await run(sup, 4 * capacity, 4);
+      const r = await run(sup, 3 * capacity, 4);
       return { r, health: await probe.stop() };
     };
     const a = await overload(balanced);
     const b = await overload(front);
     const goodput = (x: typeof a) => x.r.okWithinSla / x.r.durationS;
+    const answered = (x: typeof a) => x.r.ok / x.r.durationS;
     const stats = await balanced.balancerProcess!.stats();
-    console.log(`# 4x overload (~${capacity} qps of capacity at 0.5 CPU): behind the balancer goodput ${goodput(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; front-end admission alone: goodput ${goodput(b).toFixed(0)}/s, ${b.r.rejected} refused, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms`);
+    console.log(`# 3x overload (~${capacity} qps of capacity at 0.5 CPU): behind the balancer goodput ${goodput(a).toFixed(0)}/s, answered ${answered(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; front-end admission alone: goodput ${goodput(b).toFixed(0)}/s, answered ${answered(b).toFixed(0)}/s, ${b.r.rejected} refused, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms`);
     assert.ok(a.r.rejected > 0 && stats.refused > 0, `429s, from the balancer (it counted ${stats.refused})`);
     assert.equal(a.r.errors + a.r.timeouts, 0, 'nothing fails but refusals');
     assert.equal(a.health.failures, 0);
