@@ -13,6 +13,8 @@ import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { probeHealth } from '../src/bench/health-probe.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
+import { AdminServer } from '../src/cluster/admin-api.ts';
+import { silentLogger } from '../src/util/log.ts';
 import { tempDir } from './helpers.ts';
 import { testDeployments } from './deployments.ts';
 
@@ -74,6 +76,17 @@ test('behind the balancer: queries and health pass through, its in-flight limit 
     const metrics = await (await fetch(`http://127.0.0.1:${b.metricsPort}/metrics`)).text();
     assert.match(metrics, /^haproxy_backend_current_queue\{proxy="queries"\} 0$/m);
     assert.match(metrics, /^haproxy_backend_http_responses_total\{proxy="queries",code="5xx"\} 0$/m);
+    // The admin API reports it (status prints it) and lists its exporter among Prometheus' targets.
+    const admin = new AdminServer(sup, 'token', silentLogger);
+    const url = `http://127.0.0.1:${await admin.listen(0)}`;
+    try {
+      const { balancer } = await (await fetch(`${url}/v1/state`)).json();
+      assert.deepEqual({ ...balancer, forwarded: 0 }, { kind: 'haproxy', inflightLimit: 5, queued: 0, refused: 0, forwarded: 0, metricsPort: b.metricsPort });
+      const targets: { targets: string[]; labels: Record<string, string> }[] = await (await fetch(`${url}/v1/targets`)).json();
+      assert.deepEqual(targets.find((t) => t.labels.shardwise_service === 'balancer')?.targets, [`127.0.0.1:${b.metricsPort}`]);
+    } finally {
+      await admin.close();
+    }
   } finally {
     await deployments.stop(sup);
   }

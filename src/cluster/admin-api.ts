@@ -56,9 +56,9 @@ function readJson(req: http.IncomingMessage): Promise<unknown> {
 
 /**
  * The control plane over HTTP, on its own port (loopback unless told otherwise):
- *   GET  /v1/state                      services and replicas, with the autoscaler's last decision (reading needs no token)
+ *   GET  /v1/state                      services and replicas, with the autoscaler's last decision, and the balancer's counters (reading needs no token)
  *   GET  /metrics                       shardwise_replicas and shardwise_desired_replicas per service
- *   GET  /v1/targets                    every replica's metrics address in Prometheus' HTTP service-discovery format
+ *   GET  /v1/targets                    every replica's metrics address (and the balancer's) in Prometheus' HTTP service-discovery format
  *   POST /v1/services/{name}/scale      {"replicas": n}, with `Authorization: Bearer <token>`
  * 401 without the token, 404 for an unknown service, 400 naming the bound for a bad count.
  */
@@ -100,10 +100,11 @@ export class AdminServer {
     if (url === '/v1/state') {
       if (req.method !== 'GET') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use GET`);
       const decisions = this.decisions();
-      return this.send(res, 200, { services: this.controller.state().map((svc) => ({ ...svc, autoscale: decisions.get(svc.name) ?? null })) });
+      const balancer = (await this.controller.balancer?.()) ?? null;
+      return this.send(res, 200, { services: this.controller.state().map((svc) => ({ ...svc, autoscale: decisions.get(svc.name) ?? null })), balancer });
     }
     if (url === '/metrics') return this.metrics(res);
-    if (url === '/v1/targets') return this.send(res, 200, this.targets());
+    if (url === '/v1/targets') return this.send(res, 200, await this.targets());
     const m = /^\/v1\/services\/([^/]+)\/scale$/.exec(url);
     if (!m) throw notFound(`no route ${url}`, 'routes: GET /v1/state, POST /v1/services/{name}/scale');
     if (req.method !== 'POST') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use POST`);
@@ -128,12 +129,15 @@ export class AdminServer {
    * labels are prefixed so they never collide with the series' own `service` and `model`
    * labels (Prometheus would rename those to exported_*).
    */
-  private targets(): { targets: string[]; labels: Record<string, string> }[] {
+  private async targets(): Promise<{ targets: string[]; labels: Record<string, string> }[]> {
     const services = this.controller.state();
+    const model = services[0]?.model ?? '';
     const replicas = services.flatMap((s) =>
       s.replicas.map((r) => ({ targets: [`127.0.0.1:${r.metricsPort}`], labels: { shardwise_model: s.model, shardwise_service: s.name, shardwise_kind: s.kind, shardwise_replica: String(r.replica) } })),
     );
-    return [...replicas, { targets: [`127.0.0.1:${this.port}`], labels: { shardwise_model: services[0]?.model ?? '', shardwise_service: 'admin', shardwise_kind: 'admin', shardwise_replica: '0' } }];
+    const own = (port: number, name: string) => ({ targets: [`127.0.0.1:${port}`], labels: { shardwise_model: model, shardwise_service: name, shardwise_kind: name, shardwise_replica: '0' } });
+    const balancer = (await this.controller.balancer?.())?.metricsPort;
+    return [...replicas, own(this.port, 'admin'), ...(balancer ? [own(balancer, 'balancer')] : [])];
   }
 
   /** Two gauges, in the Prometheus text format by hand: the supervisor stays without prom-client (12 MiB). */

@@ -16,6 +16,7 @@ import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { type BalancerOptions, HaproxyBalancer } from './balancer.ts';
+import type { BalancerState } from './types.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
 import { moduleEntry } from '../util/entry.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
@@ -207,7 +208,7 @@ export class LocalSupervisor {
   /** Per service, replicas out of rotation that are finishing their requests before they stop. */
   private readonly draining = new Map<string, Set<Replica>>();
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
-  private balancer: HaproxyBalancer | null = null;
+  private haproxy: HaproxyBalancer | null = null;
   /** The balancer's last in-flight limit update (scale() resolves after it). */
   private balancerUpdate: Promise<void> = Promise.resolve();
   /** The port clients connect to: the balancer's, or the front ends' own. */
@@ -272,7 +273,13 @@ export class LocalSupervisor {
 
   /** The balancer in front of the front ends, if the deployment has one. */
   get balancerProcess(): HaproxyBalancer | null {
-    return this.balancer;
+    return this.haproxy;
+  }
+
+  /** The balancer's counters (admin API, `status`), or null without one. */
+  async balancer(): Promise<BalancerState | null> {
+    if (!this.haproxy) return null;
+    return { kind: 'haproxy', ...(await this.haproxy.stats()), metricsPort: this.haproxy.metricsPort ?? null };
   }
 
   /** Why the deployment cannot serve every query now (a service with no live replica), or null. */
@@ -329,7 +336,7 @@ export class LocalSupervisor {
       }
       if (this.opts.balancer) {
         const layout = { ...this.opts.balancer, host: '127.0.0.1', port: this.publicPort, frontEndPort: port, replicas: this.groups.get(this.frontEnd)!.length, dir: this.socketDir, metricsPort: await freePort() };
-        this.balancer = await HaproxyBalancer.start(layout, this.log);
+        this.haproxy = await HaproxyBalancer.start(layout, this.log);
       }
     } catch (e) {
       await this.stop();
@@ -523,7 +530,7 @@ export class LocalSupervisor {
   private publish(service: string): void {
     if (service === this.frontEnd) {
       const replicas = this.groups.get(service)!.length;
-      const balancer = this.balancer;
+      const balancer = this.haproxy;
       if (balancer) this.balancerUpdate = this.balancerUpdate.then(() => balancer.setReplicas(replicas)).catch((e) => this.log.warn(`balancer: could not update its in-flight limit: ${(e as Error).message}`));
       return;
     }
@@ -558,7 +565,7 @@ export class LocalSupervisor {
     for (const t of this.backoffTimers) clearTimeout(t);
     this.backoffTimers.clear();
     for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r, graceMs)));
-    await this.balancer?.stop();
+    await this.haproxy?.stop();
     await Promise.all([...this.groups.values(), ...[...this.draining.values()].map((d) => [...d])].flat().map((r) => this.stopReplica(r, 0)));
     this.removeSocketDir();
     process.off('exit', this.removeSocketDir);

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { adminTokenFile } from '../../cluster/admin-api.ts';
 import type { ServiceState } from '../../cluster/supervisor.ts';
+import type { BalancerState } from '../../cluster/types.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { renderTable } from '../../util/format.ts';
 import { positiveInt } from '../options.ts';
@@ -40,6 +41,11 @@ export function renderState(services: ServiceState[]): string {
   );
 }
 
+/** One line for the balancer in front, if any. */
+export function renderBalancer(b: BalancerState | null): string {
+  return b ? `balancer: ${b.kind}, ${b.inflightLimit} queries in flight at most, ${b.queued} waiting, ${b.refused} refused (429), ${b.forwarded} passed on${b.metricsPort ? `; metrics on :${b.metricsPort}` : ''}` : 'balancer: none (the front ends listen on the public port)';
+}
+
 function tokenOf(admin: string, file: string | undefined): string {
   if (process.env.SHARDWISE_ADMIN_TOKEN) return process.env.SHARDWISE_ADMIN_TOKEN;
   const path = file ?? adminTokenFile(Number(new URL(admin).port));
@@ -57,8 +63,8 @@ export function registerAdmin(program: Command): void {
     .option('--admin <url>', 'admin API of the deployment', DEFAULT_ADMIN)
     .option('--json', 'the state as JSON')
     .action(async (opts: { admin: string; json?: boolean }) => {
-      const { services } = (await call(opts.admin, '/v1/state')) as { services: ServiceState[] };
-      console.log(opts.json ? JSON.stringify(services, null, 2) : renderState(services));
+      const state = (await call(opts.admin, '/v1/state')) as { services: ServiceState[]; balancer: BalancerState | null };
+      console.log(opts.json ? JSON.stringify(state, null, 2) : `${renderState(state.services)}\n${renderBalancer(state.balancer ?? null)}`);
     });
   program
     .command('scale')
