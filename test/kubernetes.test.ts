@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { findHaproxy } from '../src/cluster/balancer.ts';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -128,4 +130,31 @@ test("a Deployment's container command starts a replica here (paths mapped to th
   } finally {
     await pod.stop();
   }
+});
+
+test('with --balancer haproxy every router pod carries HAProxy in front of its router: schema-valid, a config haproxy accepts, the HPA target below its limit', { skip: findHaproxy() ? false : 'needs haproxy to check its config (Debian: apt-get install haproxy)' }, () => {
+  const balancedOut = path.join(dir, 'k8s-balanced');
+  const r = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', balancedOut, '--namespace', 'ranking', '--balancer', 'haproxy', ...flags]);
+  assert.equal(r.code, 0, r.stderr);
+  const all = fs.readdirSync(balancedOut).map((f) => JSON.parse(fs.readFileSync(path.join(balancedOut, f), 'utf8')) as KubeObject);
+  for (const o of all) validate(o);
+  const of = (kind: string, component: string) => all.find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
+  type Container = { name: string; image: string; command: string[]; args?: string[]; ports: { name: string; containerPort: number }[] };
+  const pod = (of('Deployment', 'router').spec as { template: { spec: { containers: Container[] } } }).template.spec;
+  const [router, balancer] = pod.containers;
+  assert.equal(balancer.name, 'balancer');
+  assert.equal(router.args![router.args!.indexOf('--listen') + 1], '127.0.0.1:8081', 'the router listens on loopback, behind it');
+  assert.deepEqual(balancer.ports.map((p) => [p.name, p.containerPort]), [['http', 8080], ['balancer-metrics', 9091]]);
+  assert.equal(podOf(of('Deployment', 'shard-0')).containers.length, 1, 'only routers get one');
+  // The HPA holds in-flight queries below the balancer's limit of 8 (a saturated router reads exactly 8).
+  const hpa = of('HorizontalPodAutoscaler', 'router').spec as { metrics: { pods: { target: { averageValue: string } } }[] };
+  assert.equal(Number(hpa.metrics[0].pods.target.averageValue), 6);
+  // Its config, with the ConfigMap's mount mapped to a folder here, is one haproxy accepts.
+  const cm = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-balancer'))! as KubeObject & { data: Record<string, string> };
+  const mounted = tempDir();
+  fs.writeFileSync(path.join(mounted, 'refused.http'), cm.data['refused.http']);
+  fs.writeFileSync(path.join(mounted, 'haproxy.cfg'), cm.data['haproxy.cfg'].replaceAll('/usr/local/etc/haproxy', mounted));
+  assert.match(cm.data['haproxy.cfg'], /bind 0\.0\.0\.0:8080\n[\s\S]*server front 127\.0\.0\.1:8081 maxconn 8\n/);
+  const check = spawnSync(findHaproxy()!, ['-c', '-f', path.join(mounted, 'haproxy.cfg')], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stderr);
 });

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { ErrorCodes, ShardwiseError, httpStatusOf } from '../util/errors.ts';
 import { errorBody } from '../serving/http-api.ts';
 import type { Logger } from '../util/log.ts';
+import type { ScalingSettings } from './scaling-config.ts';
 
 /**
  * A balancer in front of the front ends (HAProxy), for overload. A front end that refuses a
@@ -26,21 +27,39 @@ export interface BalancerOptions {
 /** Enough queries in flight for the front end's dynamic batching to merge several (bench:overload's runs). */
 export const DEFAULT_BALANCER_INFLIGHT = 8;
 
+/** Behind a balancer, the front ends' in-flight autoscale target as a share of their in-flight limit. */
+export const BALANCED_TARGET_SHARE = 0.75;
+
+/**
+ * Front ends' scaling settings behind a balancer: a saturated replica holds exactly its
+ * in-flight limit, never more, so an in-flight target at or above it would never scale out;
+ * such a target is held at BALANCED_TARGET_SHARE of the limit. Otherwise the settings as given.
+ */
+export function balancedScaling<S extends Pick<ScalingSettings, 'frontEndMetric' | 'frontEndTargetInflight'>>(s: S, balancer: BalancerOptions | null): S {
+  if (!balancer || s.frontEndMetric !== 'inflight' || s.frontEndTargetInflight < balancer.inflightPerReplica) return s;
+  return { ...s, frontEndTargetInflight: BALANCED_TARGET_SHARE * balancer.inflightPerReplica };
+}
+
 /** Half the SLA for waiting in the balancer's queue, half for the batch and the network. */
 export function balancerForSla(slaP99Ms: number, inflightPerReplica = DEFAULT_BALANCER_INFLIGHT): BalancerOptions {
   return { inflightPerReplica, queueMs: slaP99Ms / 2 };
 }
 
 export interface BalancerLayout extends BalancerOptions {
+  /** Where the front ends listen (and, unless bindHost, where the balancer does). */
   host: string;
+  /** The public address to bind (a pod's 0.0.0.0), if not host. */
+  bindHost?: string;
   /** The public port (clients connect here). */
   port: number;
   /** The port every front-end replica shares (the kernel spreads the balancer's connections over them). */
   frontEndPort: number;
   /** Front-end replicas now: the balancer's in-flight limit is inflightPerReplica × this. */
   replicas: number;
-  /** Where the runtime API's socket and the refusal's error file live. */
+  /** Where the refusal's error file lives, and the runtime API's socket unless runDir. */
   dir: string;
+  /** Where the runtime API's socket goes, if not dir (a pod's writable /tmp beside a read-only ConfigMap). */
+  runDir?: string;
   /** HAProxy's own Prometheus exporter (/metrics: its queue, refusals, connections), or none where the build lacks it. */
   metricsPort?: number;
 }
@@ -61,13 +80,14 @@ export function refusalResponse(queueMs: number): string {
 /** haproxy.cfg for a layout. Queries are POST …/infer; everything else bypasses the queue. */
 export function haproxyConfig(l: BalancerLayout): string {
   const front = `${l.host}:${l.frontEndPort}`;
+  const bind = l.bindHost ?? l.host;
   return [
     'global',
     // Client connections at once (haproxy needs two descriptors each, under this VM's 20k limit).
     '  maxconn 4096',
     // One thread: the balancer shares the machine with the services it fronts.
     '  nbthread 1',
-    `  stats socket ${path.join(l.dir, 'haproxy.sock')} mode 600 level admin`,
+    `  stats socket ${path.join(l.runDir ?? l.dir, 'haproxy.sock')} mode 600 level admin`,
     'defaults',
     '  mode http',
     '  option http-keep-alive',
@@ -77,7 +97,7 @@ export function haproxyConfig(l: BalancerLayout): string {
     '  timeout http-request 10s',
     '  timeout http-keep-alive 5s',
     'frontend public',
-    `  bind ${l.host}:${l.port}`,
+    `  bind ${bind}:${l.port}`,
     `  use_backend ${QUERIES} if METH_POST { path_end /infer }`,
     '  default_backend direct',
     `backend ${QUERIES}`,
@@ -88,7 +108,7 @@ export function haproxyConfig(l: BalancerLayout): string {
     `  server ${SERVER} ${front} maxconn ${inflightLimit(l)}`,
     'backend direct',
     `  server ${SERVER} ${front}`,
-    ...(l.metricsPort ? ['frontend metrics', `  bind ${l.host}:${l.metricsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }'] : []),
+    ...(l.metricsPort ? ['frontend metrics', `  bind ${bind}:${l.metricsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }'] : []),
     '',
   ].join('\n');
 }
@@ -131,7 +151,7 @@ export class HaproxyBalancer {
   private readonly configFile: string;
 
   private constructor(private readonly bin: string, private layout: BalancerLayout, private readonly log: Logger) {
-    this.socket = path.join(layout.dir, 'haproxy.sock');
+    this.socket = path.join(layout.runDir ?? layout.dir, 'haproxy.sock');
     this.configFile = path.join(layout.dir, 'haproxy.cfg');
   }
 

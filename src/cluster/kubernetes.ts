@@ -19,6 +19,7 @@ import { SERVICE_MALLOC_TUNABLES, serviceHeapFlags } from './runtime-flags.ts';
 import { SCALING_METRICS, scalingConfig, type MetricSource, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
 import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
+import { type BalancerOptions, balancedScaling, haproxyConfig, refusalResponse } from './balancer.ts';
 
 export interface ManifestOptions {
   plan: Plan;
@@ -36,13 +37,19 @@ export interface ManifestOptions {
   capacities: ReadonlyMap<string, number>;
   /** How long a replica keeps serving after SIGTERM so routers stop sending first (ms). */
   drainGraceMs: number;
+  /** HAProxy beside every router in its pod, refusing past the router's in-flight limit (serve --balancer's), or none. */
+  balancer: BalancerOptions | null;
+  /** The balancer container's image (HAProxy's official one, or a mirror of it). */
+  balancerImage: string;
 }
 
 /** A Kubernetes object as plain JSON. */
 export type KubeObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } } & Record<string, unknown>;
 
-/** Ports inside every pod. */
-export const PORTS = { frames: 7000, http: 8080, metrics: 9090 } as const;
+/** Ports inside every pod; behind a balancer the router listens on frontEnd (loopback) and the balancer on http. */
+export const PORTS = { frames: 7000, http: 8080, frontEnd: 8081, metrics: 9090, balancerMetrics: 9091 } as const;
+/** Where the balancer's ConfigMap is mounted in its container (the official image's config folder). */
+const BALANCER_CONFIG_DIR = '/usr/local/etc/haproxy';
 /** The largest profile put in the ConfigMap (ConfigMaps hold at most 1 MiB); bigger ones stay on the model volume. */
 const PROFILE_IN_CONFIGMAP_BYTES = 900 << 10;
 /** Seconds a router may still send to a removed pod: its longest DNS refresh plus a second of margin. */
@@ -162,9 +169,18 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
       apiVersion: 'monitoring.coreos.com/v1',
       kind: 'ServiceMonitor',
       metadata: { name: app, namespace, labels: common },
-      spec: { selector: { matchLabels: common }, endpoints: [{ port: 'metrics', path: '/metrics', interval: '15s' }] },
+      spec: {
+        selector: { matchLabels: common },
+        endpoints: [{ port: 'metrics', path: '/metrics', interval: '15s' }, ...(o.balancer ? [{ port: 'balancer-metrics', path: '/metrics', interval: '15s' }] : [])],
+      },
     },
   ];
+  const balancerConfig = kubeName(app, 'balancer');
+  if (o.balancer) {
+    // One balancer per router pod, in front of that pod's router alone (Knative's queue-proxy, in HAProxy).
+    const layout = { ...o.balancer, host: '127.0.0.1', bindHost: '0.0.0.0', port: PORTS.http, frontEndPort: PORTS.frontEnd, replicas: 1, dir: BALANCER_CONFIG_DIR, runDir: '/tmp', metricsPort: PORTS.balancerMetrics };
+    objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: balancerConfig, namespace, labels: common }, data: { 'haproxy.cfg': haproxyConfig(layout), 'refused.http': refusalResponse(o.balancer.queueMs) } });
+  }
   const dnsName = (service: string) => `${kubeName(app, service)}.${namespace}.svc.${o.clusterDomain}`;
   const services = shapes(o);
   const downstream = services.filter((s) => s.kind !== 'router').map((s) => s.service);
@@ -172,13 +188,35 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
     const name = kubeName(app, s.service);
     const labels = { ...common, 'app.kubernetes.io/component': s.service };
     const internal = s.kind !== 'router';
-    const listenPort = internal ? PORTS.frames : PORTS.http;
-    const args = [s.kind, '--model', '/model', '--plan', '/config/plan.json', '--listen', `0.0.0.0:${listenPort}`, '--metrics-listen', `0.0.0.0:${PORTS.metrics}`, '--drain-grace-ms', String(o.drainGraceMs)];
+    const balanced = !internal && o.balancer !== null;
+    const listenPort = internal ? PORTS.frames : balanced ? PORTS.frontEnd : PORTS.http;
+    const listenHost = balanced ? '127.0.0.1' : '0.0.0.0';
+    const args = [s.kind, '--model', '/model', '--plan', '/config/plan.json', '--listen', `${listenHost}:${listenPort}`, '--metrics-listen', `0.0.0.0:${PORTS.metrics}`, '--drain-grace-ms', String(o.drainGraceMs)];
     if (s.kind === 'shard') args.push('--service', s.service);
     if (s.kind === 'router') for (const down of downstream) args.push('--replicas', `${down}=dns:${dnsName(down)}:${PORTS.frames}`);
     const memRequest = Math.ceil((s.heldBytes + s.request.memBytes) / MiB);
     const cpu = String(s.request.cpus);
     const grace = ENDPOINT_PROPAGATION_S + Math.ceil(o.drainGraceMs / 1000) + DRAIN_TIMEOUT_S;
+    const containerSecurity = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+    const balancerContainer = {
+      name: 'balancer',
+      image: o.balancerImage,
+      command: ['haproxy', '-db', '-f', `${BALANCER_CONFIG_DIR}/haproxy.cfg`],
+      ports: [
+        { name: 'http', containerPort: PORTS.http, protocol: 'TCP' },
+        { name: 'balancer-metrics', containerPort: PORTS.balancerMetrics, protocol: 'TCP' },
+      ],
+      // Refusing is its job under overload: a request, not a limit, so it is never the one throttled.
+      resources: { requests: { cpu: '250m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+      readinessProbe: { tcpSocket: { port: 'http' }, periodSeconds: 2 },
+      // It keeps accepting while the router drains behind it, then stops with it.
+      lifecycle: { preStop: { exec: { command: ['sleep', String(ENDPOINT_PROPAGATION_S + Math.ceil(o.drainGraceMs / 1000))] } } },
+      securityContext: containerSecurity,
+      volumeMounts: [
+        { name: 'balancer', mountPath: BALANCER_CONFIG_DIR, readOnly: true },
+        { name: 'tmp', mountPath: '/tmp' },
+      ],
+    };
     objects.push(
       {
         apiVersion: 'apps/v1',
@@ -202,7 +240,7 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
                   args,
                   env: [{ name: 'GLIBC_TUNABLES', value: SERVICE_MALLOC_TUNABLES }],
                   ports: [
-                    { name: internal ? 'frames' : 'http', containerPort: listenPort, protocol: 'TCP' },
+                    { name: internal ? 'frames' : balanced ? 'front-end' : 'http', containerPort: listenPort, protocol: 'TCP' },
                     { name: 'metrics', containerPort: PORTS.metrics, protocol: 'TCP' },
                   ],
                   resources: { requests: { cpu, memory: `${memRequest}Mi` }, limits: { cpu, memory: `${Math.ceil(memRequest * MEMORY_HEADROOM)}Mi` } },
@@ -211,18 +249,20 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
                   startupProbe: { httpGet: { path: '/v2/health/live', port: 'metrics' }, periodSeconds: 1, failureThreshold: 300 },
                   // Endpoints and routers' DNS answers lag the pod's removal: keep serving until they have caught up, then SIGTERM drains.
                   lifecycle: { preStop: { exec: { command: ['sleep', String(ENDPOINT_PROPAGATION_S)] } } },
-                  securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                  securityContext: containerSecurity,
                   volumeMounts: [
                     { name: 'model', mountPath: '/model', readOnly: true },
                     { name: 'config', mountPath: '/config', readOnly: true },
                     { name: 'tmp', mountPath: '/tmp' },
                   ],
                 },
+                ...(balanced ? [balancerContainer] : []),
               ],
               volumes: [
                 { name: 'model', persistentVolumeClaim: { claimName: o.modelClaim, readOnly: true } },
                 { name: 'config', configMap: { name: configName } },
                 { name: 'tmp', emptyDir: {} },
+                ...(balanced ? [{ name: 'balancer', configMap: { name: balancerConfig } }] : []),
               ],
             },
           },
@@ -239,10 +279,11 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
           ports: [
             internal ? { name: 'frames', port: PORTS.frames, targetPort: 'frames', protocol: 'TCP' } : { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
             { name: 'metrics', port: PORTS.metrics, targetPort: 'metrics', protocol: 'TCP' },
+            ...(balanced ? [{ name: 'balancer-metrics', port: PORTS.balancerMetrics, targetPort: 'balancer-metrics', protocol: 'TCP' }] : []),
           ],
         },
       },
-      horizontalPodAutoscaler(name, namespace, labels, scalingConfig(s.kind, s.service, o.scaling, o.capacities)),
+      horizontalPodAutoscaler(name, namespace, labels, scalingConfig(s.kind, s.service, balanced ? balancedScaling(o.scaling, o.balancer) : o.scaling, o.capacities)),
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name, namespace, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
     );
   }

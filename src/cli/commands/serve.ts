@@ -18,7 +18,7 @@ import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
 import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, progress, rowsOption, scalingOptions } from '../options.ts';
-import { DEFAULT_BALANCER_INFLIGHT, balancerForSla } from '../../cluster/balancer.ts';
+import { type BalancerOptions, DEFAULT_BALANCER_INFLIGHT, balancedScaling, balancerForSla } from '../../cluster/balancer.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
   return renderTable(
@@ -53,22 +53,16 @@ interface ServeOptions extends ScalingSettings {
   balancerQueueMs?: number;
 }
 
-/** Behind a balancer, the front ends' in-flight target as a share of their in-flight limit. */
-const BALANCED_TARGET_SHARE = 0.75;
-
 /**
  * One HPA loop per service, each on its kind's metric, the windows from the flags, the
  * targets from the flags or, with --cost, a share of each replica's calibrated capacity.
  */
-function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, cost: CostModel | null, flags: ServeOptions): AutoscaleLoop {
+function autoscaleLoop(supervisor: LocalSupervisor, plan: Plan | null, config: ModelConfig, cost: CostModel | null, flags: ServeOptions, balancer: BalancerOptions | null): AutoscaleLoop {
   // The latency target follows this deployment's SLA.
-  const opts = { ...flags, frontEndTargetP95Ms: flags.frontEndTargetP95Ms ?? LATENCY_TARGET_SHARE * flags.slaP99Ms };
-  // Behind a balancer a saturated front-end replica holds exactly its in-flight limit, never more: a target at or above it would never scale out.
-  if (flags.balancer !== 'none' && opts.frontEndMetric === 'inflight' && opts.frontEndTargetInflight >= flags.balancerInflight) {
-    const held = BALANCED_TARGET_SHARE * flags.balancerInflight;
-    progress(`autoscale: the front end's in-flight target ${opts.frontEndTargetInflight} is not below the balancer's ${flags.balancerInflight} per replica; holding ${held} instead`);
-    opts.frontEndTargetInflight = held;
-  }
+  let opts = { ...flags, frontEndTargetP95Ms: flags.frontEndTargetP95Ms ?? LATENCY_TARGET_SHARE * flags.slaP99Ms };
+  const balanced = balancedScaling(opts, balancer);
+  if (balanced !== opts) progress(`autoscale: the front end's in-flight target ${opts.frontEndTargetInflight} is not below the balancer's ${balancer!.inflightPerReplica} per replica; holding ${balanced.frontEndTargetInflight} instead`);
+  opts = balanced;
   if (cost && plan && !plan.workload) progress('warning: the plan records no workload: shard targets from the cost model assume 1 sample per query (plan with `shardwise plan --batch B` to record it)');
   const capacities = cost && plan ? replicaCapacities(planningInputOf(plan, config, cost), plan, opts.replicaCpus) : null;
   const services = supervisor.state().map((s) => ({ service: s.name, source: scalingMetric(s.kind, opts), config: scalingConfig(s.kind, s.name, opts, capacities) }));
@@ -139,7 +133,7 @@ export function registerServe(program: Command): void {
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows, balancer });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
-    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, cost, opts) : null;
+    const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, cost, opts, balancer) : null;
     const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
     autoscale?.start();
     console.log(renderReplicas(supervisor.replicas()));
