@@ -146,15 +146,15 @@ test('with --balancer haproxy every router pod carries HAProxy in front of its r
   assert.equal(router.args![router.args!.indexOf('--listen') + 1], '127.0.0.1:8081', 'the router listens on loopback, behind it');
   assert.deepEqual(balancer.ports.map((p) => [p.name, p.containerPort]), [['http', 8080], ['balancer-metrics', 9091]]);
   assert.equal(podOf(of('Deployment', 'shard-0')).containers.length, 1, 'only routers get one');
-  // The HPA holds in-flight queries below the balancer's limit of 8 (a saturated router reads exactly 8).
+  // The HPA holds in-flight queries below the balancer's limit of 4 (a saturated router reads exactly 4).
   const hpa = of('HorizontalPodAutoscaler', 'router').spec as { metrics: { pods: { target: { averageValue: string } } }[] };
-  assert.equal(Number(hpa.metrics[0].pods.target.averageValue), 6);
+  assert.equal(Number(hpa.metrics[0].pods.target.averageValue), 3);
   // Its config, with the ConfigMap's mount mapped to a folder here, is one haproxy accepts.
   const cm = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-balancer'))! as KubeObject & { data: Record<string, string> };
   const mounted = tempDir();
   fs.writeFileSync(path.join(mounted, 'refused.http'), cm.data['refused.http']);
   fs.writeFileSync(path.join(mounted, 'haproxy.cfg'), cm.data['haproxy.cfg'].replaceAll('/usr/local/etc/haproxy', mounted));
-  assert.match(cm.data['haproxy.cfg'], /bind 0\.0\.0\.0:8080\n[\s\S]*server front 127\.0\.0\.1:8081 maxconn 8\n/);
+  assert.match(cm.data['haproxy.cfg'], /bind 0\.0\.0\.0:8080\n[\s\S]*server front 127\.0\.0\.1:8081 maxconn 4\n/);
   const check = spawnSync(findHaproxy()!, ['-c', '-f', path.join(mounted, 'haproxy.cfg')], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
 });

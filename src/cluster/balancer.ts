@@ -24,8 +24,12 @@ export interface BalancerOptions {
   queueMs: number;
 }
 
-/** Enough queries in flight for the front end's dynamic batching to merge several (bench:overload's runs). */
-export const DEFAULT_BALANCER_INFLIGHT = 8;
+/**
+ * Enough queries in flight for the front end's dynamic batching to merge a few, few enough that
+ * a saturated replica answers them well within the SLA (bench:overload: 8 with a 25 ms queue
+ * budget held 72% of max at 4x but admitted p99 80-90 ms; 4 with 12.5 ms, 73% and 42-67 ms).
+ */
+export const DEFAULT_BALANCER_INFLIGHT = 4;
 
 /** Behind a balancer, the front ends' in-flight autoscale target as a share of their in-flight limit. */
 export const BALANCED_TARGET_SHARE = 0.75;
@@ -40,9 +44,9 @@ export function balancedScaling<S extends Pick<ScalingSettings, 'frontEndMetric'
   return { ...s, frontEndTargetInflight: BALANCED_TARGET_SHARE * balancer.inflightPerReplica };
 }
 
-/** Half the SLA for waiting in the balancer's queue, half for the batch and the network. */
+/** A quarter of the SLA for waiting in the balancer's queue (as admission control's budget), the rest for the batch and the network. */
 export function balancerForSla(slaP99Ms: number, inflightPerReplica = DEFAULT_BALANCER_INFLIGHT): BalancerOptions {
-  return { inflightPerReplica, queueMs: slaP99Ms / 2 };
+  return { inflightPerReplica, queueMs: slaP99Ms / 4 };
 }
 
 export interface BalancerLayout extends BalancerOptions {

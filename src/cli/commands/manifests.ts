@@ -43,7 +43,7 @@ export function registerManifests(program: Command): void {
     .option('--drain-grace-ms <ms>', 'after SIGTERM a replica serves this long more (not ready), then drains', nonNegativeInt, 5000)
     .option('--balancer <kind>', "'haproxy': an HAProxy container beside every router in its pod, as `serve --balancer haproxy` (the router's in-flight limit, the queue budget, then 429)", oneOf(['none', 'haproxy'] as const), 'none')
     .option('--balancer-inflight <n>', 'with --balancer haproxy: queries the router is given at once', positiveInt, DEFAULT_BALANCER_INFLIGHT)
-    .option('--balancer-queue-ms <ms>', `with --balancer haproxy: how long a query may wait before 429 (default: half of a ${DEFAULT_SLA_P99_MS} ms SLA)`, positiveNumber)
+    .option('--balancer-queue-ms <ms>', `with --balancer haproxy: how long a query may wait before 429 (default: a quarter of a ${DEFAULT_SLA_P99_MS} ms SLA)`, positiveNumber)
     .option('--balancer-image <image>', 'with --balancer haproxy: the HAProxy image', 'haproxy:2.6');
   scalingOptions(cmd).action((opts: ManifestsOptions) => {
     const config = configOf(readManifest(opts.model));

@@ -108,7 +108,7 @@ export function registerServe(program: Command): void {
     .option('--no-admission', 'queue every query however late it will be (no 429s)')
     .option('--balancer <kind>', "what listens on the public port: 'none' (the front ends themselves) or 'haproxy', which gives each front-end replica --balancer-inflight queries at once and answers 429 to one that waited --balancer-queue-ms, in C, outside the front ends' CPU (refusing in Node costs the front end ~0.12 ms a query); needs haproxy installed", oneOf(['none', 'haproxy'] as const), 'none')
     .option('--balancer-inflight <n>', 'with --balancer haproxy: queries one front-end replica is given at once; the rest wait in the balancer', positiveInt, DEFAULT_BALANCER_INFLIGHT)
-    .option('--balancer-queue-ms <ms>', 'with --balancer haproxy: how long a query may wait in the balancer before it gets 429 (default: half of --sla-p99-ms)', positiveNumber)
+    .option('--balancer-queue-ms <ms>', 'with --balancer haproxy: how long a query may wait in the balancer before it gets 429 (default: a quarter of --sla-p99-ms)', positiveNumber)
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
