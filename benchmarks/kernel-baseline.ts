@@ -31,6 +31,12 @@ async function cpuMsPerQuery(queries: Batch[], passes: number, fn: (q: Batch, i:
 
 export interface KernelBaseline {
   monolith: number;
+  /**
+   * The monolith's kernels with the caches flushed before each query (an 8 MiB sweep, more than
+   * this VM's 4 MiB of L2, its own CPU subtracted): closer to a server's, whose HTTP handling and
+   * neighbours evict the working set between queries. Printed beside the "x kernels" column, not used in it.
+   */
+  monolithColdCache: number;
   router: number;
   /** Per shard name. */
   shards: Map<string, number>;
@@ -41,6 +47,12 @@ export async function kernelBaseline(modelDir: string, config: ModelConfig, plan
   const reference = await ReferenceModel.create(model);
   try {
     const monolith = await cpuMsPerQuery(queries, passes, (q) => reference.predictValidated(q));
+    const sweep = new Float64Array(1 << 20);
+    const flush = () => {
+      for (let i = 0; i < sweep.length; i += 8) sweep[i]++;
+    };
+    const flushMs = await cpuMsPerQuery(queries, passes, flush);
+    const monolithColdCache = (await cpuMsPerQuery(queries, passes, (q) => (flush(), reference.predictValidated(q)))) - flushMs;
 
     const T = config.tables.length;
     const d = config.embeddingDim;
@@ -65,7 +77,7 @@ export async function kernelBaseline(modelDir: string, config: ModelConfig, plan
       partials[i].forEach((sums, s) => addPartials(vectors, sums, q.size, pieceTables[s], T, d));
       return reference.dense.forward(q.dense, vectors, q.size);
     });
-    return { monolith, router, shards };
+    return { monolith, monolithColdCache, router, shards };
   } finally {
     await reference.close();
   }

@@ -145,6 +145,7 @@ for (const d of deployments) {
   console.log(`  ${d.label}: ${parts.join(', ') || '(none besides total)'}`);
 }
 const servicesCpu = (d: Measured) => [...d.cpu].filter(([s]) => !s.startsWith('load generator')).reduce((sum, [, c]) => sum + c, 0) / d.run.ok;
+console.log(`the monolith's kernels alone with the caches flushed before each query: ${kernels.monolithColdCache.toFixed(3)} ms (${(kernels.monolithColdCache / kernels.monolith).toFixed(2)}x warm); the monolith serving is ${(perQueryOf(deployments[0], 'model') / kernels.monolithColdCache).toFixed(1)}x that`);
 console.log(`service CPU per query, disaggregated ÷ monolithic: ${(servicesCpu(deployments[1]) / servicesCpu(deployments[0])).toFixed(2)}×`);
 
 if (profileDir) {
