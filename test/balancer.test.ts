@@ -4,34 +4,20 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { presetConfig } from '../src/model/presets.ts';
-import { generateModel } from '../src/model/generate.ts';
-import type { ModelConfig } from '../src/model/types.ts';
-import type { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
-import { QueryGenerator } from '../src/workload/generate-trace.ts';
-import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
-import { probeHealth } from '../src/bench/health-probe.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { tempDir } from './helpers.ts';
+import { HALF_CPU_CAPACITY, type OverloadRun, overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
 const haproxy = findHaproxy();
 const noHaproxy = haproxy ? false : 'needs haproxy (Debian: apt-get install haproxy)';
 const cgroupWritable = process.getuid?.() === 0 && fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
 
-const dir = tempDir();
-// RM1's shape (batch 8, 1,280 lookups a query) on small tables: the overload tests' model.
-const config: ModelConfig = { ...presetConfig('rm1', 5000), name: 'rm1-small' };
-const modelDir = path.join(dir, 'model');
-generateModel(modelDir, config, 3);
-const gen = new QueryGenerator(config, { queries: 200, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 4 });
-const queries = encodeQueries(Array.from({ length: 200 }, () => gen.next()), config.numDense);
+const { modelDir, target, run, overload, goodput } = overloadWorkload(tempDir());
 const deployments = testDeployments();
-const target = (sup: LocalSupervisor) => ({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name });
-const run = (sup: LocalSupervisor, qps: number, durationS: number) => runOpenLoop(target(sup), queries, { qps, durationS, timeoutMs: 5000, warmupS: 0.5, slaMs: 50 });
 const layout = { ...balancerForSla(50), host: '127.0.0.1', port: 8080, frontEndPort: 9090, replicas: 3, dir: '/run/sw' };
 
 test('the balancer config: queries queue behind in-flight × replicas with the queue budget, everything else bypasses; the refusal is a JSON 429', () => {
@@ -117,20 +103,14 @@ test('3x overload on a CPU-limited front end behind the balancer: it refuses wit
   const front = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 } });
   const balanced = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 }, balancer: balancerForSla(50) });
   try {
-    // About 3x what this front end meets the SLA at here (~750 qps, resilience.test.ts): at 4x (3,000 qps) this process,
-    // the load generator, kept its own event loop busy enough to blur every latency it measured. Warm-ups are not measured.
-    const capacity = 750;
+    // 3x: at 4x (3,000 qps) this process, the load generator, kept its own event loop busy enough to blur every latency
+    // it measured. Warm-ups are not measured.
+    const capacity = HALF_CPU_CAPACITY;
     await run(front, 100, 2);
     await run(balanced, 100, 2);
-    const overload = async (sup: LocalSupervisor) => {
-      const probe = probeHealth(`${target(sup).url}/v2/health/ready`, 50);
-      const r = await run(sup, 3 * capacity, 4);
-      return { r, health: await probe.stop() };
-    };
-    const a = await overload(balanced);
-    const b = await overload(front);
-    const goodput = (x: typeof a) => x.r.okWithinSla / x.r.durationS;
-    const answered = (x: typeof a) => x.r.ok / x.r.durationS;
+    const a = await overload(balanced, 3 * capacity);
+    const b = await overload(front, 3 * capacity);
+    const answered = (x: OverloadRun) => x.r.ok / x.r.durationS;
     const stats = await balanced.balancerProcess!.stats();
     console.log(`# 3x overload (~${capacity} qps of capacity at 0.5 CPU): behind the balancer goodput ${goodput(a).toFixed(0)}/s, answered ${answered(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; front-end admission alone: goodput ${goodput(b).toFixed(0)}/s, answered ${answered(b).toFixed(0)}/s, ${b.r.rejected} refused, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms`);
     assert.ok(a.r.rejected > 0 && stats.refused > 0, `429s, from the balancer (it counted ${stats.refused})`);

@@ -10,9 +10,9 @@ import type { Plan } from '../src/plan/types.ts';
 import type { LocalSupervisor, SupervisorOptions } from '../src/cluster/supervisor.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
-import { probeHealth } from '../src/bench/health-probe.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { tempDir } from './helpers.ts';
+import { HALF_CPU_CAPACITY, overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
@@ -115,35 +115,21 @@ test('readiness means every service can serve: a shard whose only replica hangs 
 const cgroupWritable = fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') && process.getuid?.() === 0;
 
 test('2x overload on a CPU-limited front end: admission control refuses with 429, nothing fails, admitted and health latency stay far below the same server without it, and more answers come within the SLA', { skip: cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end' }, async () => {
-  // RM1's shape (batch 8, 1,280 lookups a query) on small tables, at half a CPU. 2x, not 4x: a refusal still costs
-  // receiving a 48 KB body (~0.1-0.3 ms against ~0.7 ms for a query), so at 4x this front end is saturated by refusals
-  // alone on this machine (README: bench:overload).
-  const rm1: ModelConfig = { ...presetConfig('rm1', 5000), name: 'rm1-small' };
-  const rm1Dir = path.join(dir, 'rm1');
-  generateModel(rm1Dir, rm1, 3);
-  const rm1Gen = new QueryGenerator(rm1, { queries: 200, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 4 });
-  const rm1Queries = encodeQueries(Array.from({ length: 200 }, () => rm1Gen.next()), rm1.numDense);
-  const target = (sup: LocalSupervisor) => ({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: rm1.name });
-  const run = (sup: LocalSupervisor, qps: number, durationS: number) => runOpenLoop(target(sup), rm1Queries, { qps, durationS, timeoutMs: 5000, warmupS: 0.5, slaMs: 50 });
+  // At half a CPU. 2x, not 4x: a refusal still costs receiving a 48 KB body (~0.1-0.3 ms against ~0.7 ms for a query),
+  // so at 4x this front end is saturated by refusals alone on this machine (README: bench:overload; the balancer's test).
+  const { modelDir: rm1Dir, run, overload, goodput } = overloadWorkload(dir);
   const withAc = await serve(null, 2000, { modelDir: rm1Dir, replicaCpus: { monolithic: 0.5 } });
   const without = await serve(null, 2000, { modelDir: rm1Dir, replicaCpus: { monolithic: 0.5 }, admission: null });
   try {
     // The limit is enforced where cgroups can be written, and reported either way.
     const limit = process.getuid?.() === 0 && (fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') || fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) ? 0.5 : null;
     for (const sup of [withAc, without]) assert.deepEqual(sup.replicas().map((r) => r.cpuLimit), [limit]);
-    // A fixed rate, about twice what this front end meets the SLA at on this machine (730 qps by a ×1.5 search in earlier
-    // runs; such a search in the test itself proved too noisy: one slow step halves it). Warm-ups are not measured.
-    const capacity = 750;
+    // Warm-ups are not measured.
+    const capacity = HALF_CPU_CAPACITY;
     await run(withAc, 100, 2);
     await run(without, 100, 2);
-    const overload = async (sup: LocalSupervisor) => {
-      const probe = probeHealth(`${target(sup).url}/v2/health/ready`, 50);
-      const r = await run(sup, 2 * capacity, 4);
-      return { r, health: await probe.stop() };
-    };
-    const a = await overload(withAc);
-    const b = await overload(without);
-    const goodput = (x: typeof a) => x.r.okWithinSla / x.r.durationS;
+    const a = await overload(withAc, 2 * capacity);
+    const b = await overload(without, 2 * capacity);
     console.log(`# overload: ~${capacity} qps of capacity at 0.5 CPU; at 2x with admission control: goodput ${goodput(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; without: goodput ${goodput(b).toFixed(0)}/s, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms, ${b.r.errors + b.r.timeouts} failed`);
     assert.ok(a.r.rejected > 0, '429s appear');
     assert.equal(a.r.errors + a.r.timeouts, 0, 'with admission control nothing fails but refusals');
