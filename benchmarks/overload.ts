@@ -1,6 +1,7 @@
 /**
  * npm run bench:overload — the same monolithic front end behind the HAProxy balancer
- * (`serve --balancer haproxy`: refusals in C, outside the front end's CPU), with admission
+ * (`serve --balancer haproxy`: refusals in C, outside the front end's CPU; its in-flight limit
+ * adapted, and fixed with --no-balancer-adaptive), with admission
  * control in the front end itself, and with neither, side by side in one run, driven at 1×,
  * 2×, 4× and 8× of its measured max QPS (open loop,
  * the same trace): goodput (answers within the SLA per second, as a share of the max),
@@ -74,6 +75,7 @@ async function drained(d: Deployment): Promise<void> {
 }
 
 const BALANCER = 'balancer (haproxy)';
+const FIXED = 'balancer, fixed limit';
 const balancerFlags = [
   ...(process.env.BALANCER_INFLIGHT ? ['--balancer-inflight', process.env.BALANCER_INFLIGHT] : []),
   ...(process.env.BALANCER_QUEUE_MS ? ['--balancer-queue-ms', process.env.BALANCER_QUEUE_MS] : []),
@@ -81,7 +83,7 @@ const balancerFlags = [
 const NONE = 'no admission control';
 if (!findHaproxy()) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
 const deployments = [
-  ...(findHaproxy() ? [await deploy(BALANCER, ['--balancer', 'haproxy', ...balancerFlags])] : []),
+  ...(findHaproxy() ? [await deploy(BALANCER, ['--balancer', 'haproxy', ...balancerFlags]), await deploy(FIXED, ['--balancer', 'haproxy', '--no-balancer-adaptive', ...balancerFlags])] : []),
   await deploy('admission in the front end', []),
   await deploy(NONE, ['--no-admission']),
 ];
@@ -105,7 +107,7 @@ try {
     for (const d of deployments) {
       await drained(d);
       const probe = probeHealth(`${d.url}/v2/health/ready`, 25);
-      const balancer = d.label === BALANCER ? haproxyPids(d.served.child.pid!) : [];
+      const balancer = d.label === BALANCER || d.label === FIXED ? haproxyPids(d.served.child.pid!) : [];
       const balancer0 = cpuOf(balancer);
       const cpu0 = process.cpuUsage();
       const run = await runOpenLoop(target(d), encoded, { qps: multiple * maxQps, durationS: STEP_S, timeoutMs: 5000, warmupS: 1, slaMs: SLA_MS });

@@ -6,6 +6,7 @@ import { ErrorCodes, ShardwiseError, httpStatusOf } from '../util/errors.ts';
 import { errorBody } from '../serving/http-api.ts';
 import type { Logger } from '../util/log.ts';
 import type { ScalingSettings } from './scaling-config.ts';
+import { type ConcurrencyLimitConfig, defaultConcurrencyLimit } from './concurrency-limit.ts';
 
 /**
  * A balancer in front of the front ends (HAProxy), for overload. A front end that refuses a
@@ -18,10 +19,12 @@ import type { ScalingSettings } from './scaling-config.ts';
  * never waits behind queries.
  */
 export interface BalancerOptions {
-  /** Queries one front-end replica is given at once; the rest wait in the balancer's queue. */
+  /** Queries one front-end replica is given at once (to start with, when adapted); the rest wait in the balancer's queue. */
   inflightPerReplica: number;
   /** How long a query may wait in the balancer's queue before it is refused with 429. */
   queueMs: number;
+  /** How the in-flight limit adapts to the front ends' response times (src/cluster/concurrency-limit.ts), or null: fixed. */
+  adaptive?: ConcurrencyLimitConfig | null;
 }
 
 /**
@@ -45,8 +48,8 @@ export function balancedScaling<S extends Pick<ScalingSettings, 'frontEndMetric'
 }
 
 /** A quarter of the SLA for waiting in the balancer's queue (as admission control's budget), the rest for the batch and the network. */
-export function balancerForSla(slaP99Ms: number, inflightPerReplica = DEFAULT_BALANCER_INFLIGHT): BalancerOptions {
-  return { inflightPerReplica, queueMs: slaP99Ms / 4 };
+export function balancerForSla(slaP99Ms: number, inflightPerReplica = DEFAULT_BALANCER_INFLIGHT, adaptive = true): BalancerOptions {
+  return { inflightPerReplica, queueMs: slaP99Ms / 4, adaptive: adaptive ? defaultConcurrencyLimit(slaP99Ms) : null };
 }
 
 export interface BalancerLayout extends BalancerOptions {
@@ -212,27 +215,32 @@ export class HaproxyBalancer {
     return this.layout.metricsPort;
   }
 
-  /** The front-end replica count changed: the in-flight limit follows it (the config too, for a restart). */
-  async setReplicas(replicas: number): Promise<void> {
-    this.layout = { ...this.layout, replicas };
+  /** The front-end replica count or the limit per replica changed: the balancer's in-flight limit follows (the config too, for a restart). */
+  async setLimit(change: { replicas?: number; inflightPerReplica?: number }): Promise<void> {
+    this.layout = { ...this.layout, ...change };
     fs.writeFileSync(this.configFile, haproxyConfig(this.layout));
     const answer = await runtimeCommand(this.socket, `set maxconn server ${QUERIES}/${SERVER} ${inflightLimit(this.layout)}`);
     if (answer.trim()) this.log.warn(`balancer: haproxy did not take the new in-flight limit: ${answer.trim()}`);
   }
 
   /**
-   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals
-   * and the queries it passed on. HAProxy counts a refusal as the 503 it is inside (the 429 is
+   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals,
+   * the queries it passed on and their mean response time. HAProxy counts a refusal as the 503 it is inside (the 429 is
    * its error file): the backend's 5xx that no server sent.
    */
-  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number }> {
+  get inflightPerReplica(): number {
+    return this.layout.inflightPerReplica;
+  }
+
+  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number; responseMs: number }> {
     const csv = (await runtimeCommand(this.socket, 'show stat')).split('\n');
     const header = csv[0].replace(/^# /, '').split(',');
     const row = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === SERVER);
     if (!row) throw new ShardwiseError(ErrorCodes.SERVICE, 'haproxy did not report its queries backend');
     const backend = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === 'BACKEND')!;
     const get = (fields: string[], name: string) => Number(fields[header.indexOf(name)]);
-    return { inflightLimit: get(row, 'slim'), queued: get(row, 'qcur'), refused: get(backend, 'hrsp_5xx') - get(row, 'hrsp_5xx'), forwarded: get(row, 'stot') };
+    // Queries wait in the backend's queue (no server is theirs yet); rtime: the mean response time of the server's last 1,024 answers.
+    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'hrsp_5xx') - get(row, 'hrsp_5xx'), forwarded: get(row, 'stot'), responseMs: get(row, 'rtime') };
   }
 
   async stop(): Promise<void> {

@@ -16,6 +16,7 @@ import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { type BalancerOptions, HaproxyBalancer } from './balancer.ts';
+import { type ConcurrencyLimitConfig, type ConcurrencyState, nextLimit } from './concurrency-limit.ts';
 import type { BalancerState } from './types.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
 import { moduleEntry } from '../util/entry.ts';
@@ -209,6 +210,7 @@ export class LocalSupervisor {
   private readonly draining = new Map<string, Set<Replica>>();
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
   private haproxy: HaproxyBalancer | null = null;
+  private stopAdapting = () => {};
   /** The balancer's last in-flight limit update (scale() resolves after it). */
   private balancerUpdate: Promise<void> = Promise.resolve();
   /** The port clients connect to: the balancer's, or the front ends' own. */
@@ -276,10 +278,36 @@ export class LocalSupervisor {
     return this.haproxy;
   }
 
+  /**
+   * Every period, the balancer's in-flight limit per front-end replica moves with the front ends'
+   * response times (nextLimit); each change is logged.
+   */
+  private adaptLimit(haproxy: HaproxyBalancer, cfg: ConcurrencyLimitConfig): void {
+    let state: ConcurrencyState = { limit: haproxy.inflightPerReplica };
+    let forwarded = 0;
+    const timer = setInterval(() => {
+      this.balancerUpdate = this.balancerUpdate
+        .then(async () => {
+          const stats = await haproxy.stats();
+          const obs = { at: Date.now(), responseMs: stats.responseMs, answered: stats.forwarded - forwarded, queued: stats.queued };
+          forwarded = stats.forwarded;
+          const next = nextLimit(obs, state, cfg);
+          if (next.state.limit === state.limit) return;
+          this.log.info(`balancer: in-flight limit ${state.limit} → ${next.state.limit} per front-end replica (${next.reason})`);
+          state = next.state;
+          await haproxy.setLimit({ inflightPerReplica: state.limit });
+        })
+        .catch((e) => this.log.warn(`balancer: could not adapt its in-flight limit: ${(e as Error).message}`));
+    }, cfg.periodMs);
+    timer.unref();
+    this.stopAdapting = () => clearInterval(timer);
+  }
+
   /** The balancer's counters (admin API, `status`), or null without one. */
   async balancer(): Promise<BalancerState | null> {
     if (!this.haproxy) return null;
-    return { kind: 'haproxy', ...(await this.haproxy.stats()), metricsPort: this.haproxy.metricsPort ?? null };
+    const { inflightLimit, queued, refused, forwarded } = await this.haproxy.stats();
+    return { kind: 'haproxy', inflightLimit, queued, refused, forwarded, metricsPort: this.haproxy.metricsPort ?? null };
   }
 
   /** Why the deployment cannot serve every query now (a service with no live replica), or null. */
@@ -337,6 +365,7 @@ export class LocalSupervisor {
       if (this.opts.balancer) {
         const layout = { ...this.opts.balancer, host: '127.0.0.1', port: this.publicPort, frontEndPort: port, replicas: this.groups.get(this.frontEnd)!.length, dir: this.socketDir, metricsPort: await freePort() };
         this.haproxy = await HaproxyBalancer.start(layout, this.log);
+        if (this.opts.balancer.adaptive) this.adaptLimit(this.haproxy, this.opts.balancer.adaptive);
       }
     } catch (e) {
       await this.stop();
@@ -531,7 +560,7 @@ export class LocalSupervisor {
     if (service === this.frontEnd) {
       const replicas = this.groups.get(service)!.length;
       const balancer = this.haproxy;
-      if (balancer) this.balancerUpdate = this.balancerUpdate.then(() => balancer.setReplicas(replicas)).catch((e) => this.log.warn(`balancer: could not update its in-flight limit: ${(e as Error).message}`));
+      if (balancer) this.balancerUpdate = this.balancerUpdate.then(() => balancer.setLimit({ replicas })).catch((e) => this.log.warn(`balancer: could not update its in-flight limit: ${(e as Error).message}`));
       return;
     }
     if (!this.opts.plan) return;
@@ -565,6 +594,7 @@ export class LocalSupervisor {
     for (const t of this.backoffTimers) clearTimeout(t);
     this.backoffTimers.clear();
     for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r, graceMs)));
+    this.stopAdapting();
     await this.haproxy?.stop();
     await Promise.all([...this.groups.values(), ...[...this.draining.values()].map((d) => [...d])].flat().map((r) => this.stopReplica(r, 0)));
     this.removeSocketDir();

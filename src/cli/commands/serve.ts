@@ -51,6 +51,7 @@ interface ServeOptions extends ScalingSettings {
   balancer: 'none' | 'haproxy';
   balancerInflight: number;
   balancerQueueMs?: number;
+  balancerAdaptive: boolean;
 }
 
 /**
@@ -107,7 +108,8 @@ export function registerServe(program: Command): void {
     .option('--max-inflight <n>', 'admission control: most queries admitted at once per front-end replica', positiveInt)
     .option('--no-admission', 'queue every query however late it will be (no 429s)')
     .option('--balancer <kind>', "what listens on the public port: 'none' (the front ends themselves) or 'haproxy', which gives each front-end replica --balancer-inflight queries at once and answers 429 to one that waited --balancer-queue-ms, in C, outside the front ends' CPU (refusing in Node costs the front end ~0.12 ms a query); needs haproxy installed", oneOf(['none', 'haproxy'] as const), 'none')
-    .option('--balancer-inflight <n>', 'with --balancer haproxy: queries one front-end replica is given at once; the rest wait in the balancer', positiveInt, DEFAULT_BALANCER_INFLIGHT)
+    .option('--balancer-inflight <n>', 'with --balancer haproxy: queries one front-end replica is given at once (to start with, unless --no-balancer-adaptive); the rest wait in the balancer', positiveInt, DEFAULT_BALANCER_INFLIGHT)
+    .option('--no-balancer-adaptive', 'with --balancer haproxy: keep --balancer-inflight fixed instead of moving it with the front ends\' response times (grow by one while queries wait and answers take under 80% of a quarter of --sla-p99-ms, cut by a quarter when over it)')
     .option('--balancer-queue-ms <ms>', 'with --balancer haproxy: how long a query may wait in the balancer before it gets 429 (default: a quarter of --sla-p99-ms)', positiveNumber)
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
@@ -129,7 +131,7 @@ export function registerServe(program: Command): void {
     // CPU limits: one for every replica, else each role's from the cost model (as the pods' limits in `manifests`), else none.
     const cpus = opts.replicaCpus;
     const replicaCpus = cpus !== undefined ? { shard: cpus, dense: cpus, router: cpus, monolithic: cpus } : cost ? roleCpus(cost, plan) : undefined;
-    const balancer = opts.balancer === 'haproxy' ? { ...balancerForSla(opts.slaP99Ms, opts.balancerInflight), ...(opts.balancerQueueMs ? { queueMs: opts.balancerQueueMs } : {}) } : null;
+    const balancer = opts.balancer === 'haproxy' ? { ...balancerForSla(opts.slaP99Ms, opts.balancerInflight, opts.balancerAdaptive), ...(opts.balancerQueueMs ? { queueMs: opts.balancerQueueMs } : {}) } : null;
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows, balancer });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
