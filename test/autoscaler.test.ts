@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type AutoscalerConfig, type AutoscalerState, autoscalerConfig, decide, initialAutoscalerState } from '../src/cluster/autoscaler.ts';
-import { bucketsOf, p95Between } from '../src/cluster/autoscale-loop.ts';
+import { bucketsOf, p95Between } from '../src/cluster/histogram-quantile.ts';
 
 /** Runs the loop on a fake clock: each step is one sync period with the given per-replica metric; the actuator applies every decision at once. */
 function simulate(config: AutoscalerConfig, start: number, steps: { perReplica: (replicas: number) => number; notReady?: number }[]) {

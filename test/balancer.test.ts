@@ -36,21 +36,21 @@ test('the balancer config: queries queue behind in-flight × replicas with the q
   assert.equal(JSON.parse(body).code, 'SW_OVERLOADED');
 });
 
-test('the adaptive in-flight limit grows by one while queries wait and answers are fast, is cut by a quarter when they are slow, and holds when idle or in bounds', () => {
-  const cfg = defaultConcurrencyLimit(50); // target 12.5 ms
-  const step = (limit: number, responseMs: number, queued: number, answered = 100) => nextLimit({ at: 0, responseMs, answered, queued }, { limit }, cfg).state.limit;
-  assert.equal(step(4, 5, 3), 5, 'waiting and fast: one more');
-  assert.equal(step(4, 5, 0), 4, 'fast but nobody waiting: no need');
-  assert.equal(step(4, 11, 3), 4, 'between 80% and 100% of the target: settle');
-  assert.equal(step(8, 20, 3), 6, 'slow: cut by a quarter');
-  assert.equal(step(1, 40, 3), 1, 'never below the minimum');
+test('the adaptive in-flight limit grows by one while queries wait and the p95 is low, is cut by a quarter when it is high, and holds when idle or in bounds', () => {
+  const cfg = defaultConcurrencyLimit(50); // p95 target 25 ms
+  const step = (limit: number, p95Ms: number, queued: number, answered = 100) => nextLimit({ at: 0, p95Ms, answered, queued }, { limit }, cfg).state.limit;
+  assert.equal(step(4, 10, 3), 5, 'waiting and fast: one more');
+  assert.equal(step(4, 10, 0), 4, 'fast but nobody waiting: no need');
+  assert.equal(step(4, 22, 3), 4, 'between 80% and 100% of the target: settle');
+  assert.equal(step(8, 40, 3), 6, 'slow: cut by a quarter');
+  assert.equal(step(1, 80, 3), 1, 'never below the minimum');
   assert.equal(step(64, 2, 9), 64, 'never above the maximum');
-  assert.equal(step(8, 40, 3, 0), 8, 'no answers since the last look: its mean is stale');
-  // From 4, under steady demand at 5 ms answers, it climbs one a period; a slow spell brings it back down.
+  assert.equal(step(8, 80, 3, 0), 8, 'no answers in the period: no p95 to go by');
+  // From 4, under steady demand at a 10 ms p95, it climbs one a period; a slow spell brings it back down.
   let limit = 4;
-  for (let i = 0; i < 5; i++) limit = step(limit, 5, 2);
+  for (let i = 0; i < 5; i++) limit = step(limit, 10, 2);
   assert.equal(limit, 9);
-  limit = step(limit, 30, 2);
+  limit = step(limit, 60, 2);
   assert.equal(limit, 6);
 });
 

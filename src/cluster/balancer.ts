@@ -224,23 +224,23 @@ export class HaproxyBalancer {
   }
 
   /**
-   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals,
-   * the queries it passed on and their mean response time. HAProxy counts a refusal as the 503 it is inside (the 429 is
+   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals
+   * and the queries it passed on. HAProxy counts a refusal as the 503 it is inside (the 429 is
    * its error file): the backend's 5xx that no server sent.
    */
   get inflightPerReplica(): number {
     return this.layout.inflightPerReplica;
   }
 
-  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number; responseMs: number }> {
+  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number }> {
     const csv = (await runtimeCommand(this.socket, 'show stat')).split('\n');
     const header = csv[0].replace(/^# /, '').split(',');
     const row = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === SERVER);
     if (!row) throw new ShardwiseError(ErrorCodes.SERVICE, 'haproxy did not report its queries backend');
     const backend = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === 'BACKEND')!;
     const get = (fields: string[], name: string) => Number(fields[header.indexOf(name)]);
-    // Queries wait in the backend's queue (no server is theirs yet); rtime: the mean response time of the server's last 1,024 answers.
-    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'hrsp_5xx') - get(row, 'hrsp_5xx'), forwarded: get(row, 'stot'), responseMs: get(row, 'rtime') };
+    // Queries wait in the backend's queue (no server is theirs yet).
+    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'hrsp_5xx') - get(row, 'hrsp_5xx'), forwarded: get(row, 'stot') };
   }
 
   async stop(): Promise<void> {

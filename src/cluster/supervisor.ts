@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { type BalancerOptions, HaproxyBalancer } from './balancer.ts';
 import { type ConcurrencyLimitConfig, type ConcurrencyState, nextLimit } from './concurrency-limit.ts';
+import { type Buckets, bucketsOf, p95Between } from './histogram-quantile.ts';
 import type { BalancerState } from './types.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
 import { moduleEntry } from '../util/entry.ts';
@@ -280,18 +281,31 @@ export class LocalSupervisor {
 
   /**
    * Every period, the balancer's in-flight limit per front-end replica moves with the front ends'
-   * response times (nextLimit); each change is logged.
+   * p95 over the period (their `total` histograms, scraped) and the balancer's queue (nextLimit);
+   * each change is logged.
    */
   private adaptLimit(haproxy: HaproxyBalancer, cfg: ConcurrencyLimitConfig): void {
     let state: ConcurrencyState = { limit: haproxy.inflightPerReplica };
-    let forwarded = 0;
+    const previous = new Map<number, Buckets>();
+    const observe = async () => {
+      let p95 = 0;
+      let answered = 0;
+      for (const r of this.groups.get(this.frontEnd) ?? []) {
+        const text = await fetch(`http://127.0.0.1:${r.info.metricsPort}/metrics`).then((res) => res.text(), () => '');
+        const buckets = bucketsOf(text, 'shardwise_request_duration_seconds', 'total');
+        if (!buckets) continue;
+        const before = previous.get(r.info.pid);
+        previous.set(r.info.pid, buckets);
+        if (!before) continue;
+        answered += buckets.counts[buckets.counts.length - 1] - before.counts[before.counts.length - 1];
+        p95 = Math.max(p95, 1000 * p95Between(before, buckets));
+      }
+      return { at: Date.now(), p95Ms: p95, answered, queued: (await haproxy.stats()).queued };
+    };
     const timer = setInterval(() => {
       this.balancerUpdate = this.balancerUpdate
         .then(async () => {
-          const stats = await haproxy.stats();
-          const obs = { at: Date.now(), responseMs: stats.responseMs, answered: stats.forwarded - forwarded, queued: stats.queued };
-          forwarded = stats.forwarded;
-          const next = nextLimit(obs, state, cfg);
+          const next = nextLimit(await observe(), state, cfg);
           if (next.state.limit === state.limit) return;
           this.log.info(`balancer: in-flight limit ${state.limit} → ${next.state.limit} per front-end replica (${next.reason})`);
           state = next.state;
