@@ -211,6 +211,7 @@ export class LocalSupervisor {
   private readonly draining = new Map<string, Set<Replica>>();
   private readonly removeSocketDir = () => fs.rmSync(this.socketDir, { recursive: true, force: true });
   private haproxy: HaproxyBalancer | null = null;
+  private modelName: string | undefined;
   private stopAdapting = () => {};
   /** The balancer's last in-flight limit update (scale() resolves after it). */
   private balancerUpdate: Promise<void> = Promise.resolve();
@@ -232,8 +233,9 @@ export class LocalSupervisor {
     return [...this.groups.values()].flat().map((r) => ({ ...r.info }));
   }
 
+  /** The model's name (what its URL serves): the plan's, else the model directory's manifest's. */
   get model(): string {
-    return this.opts.plan?.model.name ?? path.basename(path.resolve(this.opts.modelDir));
+    return (this.modelName ??= this.opts.plan?.model.name ?? readManifest(this.opts.modelDir).name);
   }
 
   /** Every service with its replicas, for the admin API and `shardwise status`. */
