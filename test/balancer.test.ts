@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
+import { balancerErrorFiles, balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
 import { defaultConcurrencyLimit, nextLimit } from '../src/cluster/concurrency-limit.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
@@ -17,7 +17,7 @@ const haproxy = findHaproxy();
 const noHaproxy = haproxy ? false : 'needs haproxy (Debian: apt-get install haproxy)';
 const cgroupWritable = process.getuid?.() === 0 && fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
 
-const { modelDir, target, run, overload, goodput } = overloadWorkload(tempDir());
+const { config, modelDir, target, run, overload, goodput } = overloadWorkload(tempDir());
 const deployments = testDeployments();
 const layout = { ...balancerForSla(50), host: '127.0.0.1', port: 8080, frontEndPort: 9090, replicas: 3, dir: '/run/sw' };
 
@@ -56,14 +56,14 @@ test('the adaptive in-flight limit grows by one while queries wait and the p95 i
 
 test('haproxy accepts the rendered config', { skip: noHaproxy }, () => {
   const d = tempDir();
-  fs.writeFileSync(path.join(d, 'refused.http'), refusalResponse(25));
+  for (const [file, text] of Object.entries(balancerErrorFiles(balancerForSla(50)))) fs.writeFileSync(path.join(d, file), text);
   fs.writeFileSync(path.join(d, 'haproxy.cfg'), haproxyConfig({ ...layout, dir: d }));
   const check = spawnSync(haproxy!, ['-c', '-f', path.join(d, 'haproxy.cfg')], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
 });
 
 test('behind the balancer: queries and health pass through, its in-flight limit follows the front-end replicas as they scale, and it stops with the deployment', { skip: noHaproxy }, async () => {
-  const sup = await deployments.serve({ modelDir, plan: null, balancer: { inflightPerReplica: 5, queueMs: 25, adaptive: null } });
+  const sup = await deployments.serve({ modelDir, plan: null, balancer: { inflightPerReplica: 5, queueMs: 25, adaptive: null, frontEndTimeoutS: 1 } });
   try {
     const b = sup.balancerProcess!;
     assert.equal((await b.stats()).inflightLimit, 5);
@@ -92,6 +92,18 @@ test('behind the balancer: queries and health pass through, its in-flight limit 
     } finally {
       await admin.close();
     }
+    // A hung front end: a JSON 504 after the balancer's front-end timeout, not HAProxy's HTML page, for queries and probes alike.
+    const pid = sup.replicas()[0].pid;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (const res of [await fetch(`${target(sup).url}/v2/models/${config.name}/infer`, { method: 'POST', body: '{}' }), await fetch(`${target(sup).url}/v2/health/ready`)]) {
+        assert.equal(res.status, 504);
+        assert.equal((await res.json()).code, 'SW_TIMEOUT');
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    assert.equal((await b.stats()).refused, 0, 'a hung front end\'s 504s are not refusals');
   } finally {
     await deployments.stop(sup);
   }

@@ -152,7 +152,7 @@ test('with --balancer haproxy every router pod carries HAProxy in front of its r
   // Its config, with the ConfigMap's mount mapped to a folder here, is one haproxy accepts.
   const cm = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-balancer'))! as KubeObject & { data: Record<string, string> };
   const mounted = tempDir();
-  fs.writeFileSync(path.join(mounted, 'refused.http'), cm.data['refused.http']);
+  for (const file of ['refused.http', 'unavailable.http', 'timeout.http']) fs.writeFileSync(path.join(mounted, file), cm.data[file]);
   fs.writeFileSync(path.join(mounted, 'haproxy.cfg'), cm.data['haproxy.cfg'].replaceAll('/usr/local/etc/haproxy', mounted));
   assert.match(cm.data['haproxy.cfg'], /bind 0\.0\.0\.0:8080\n[\s\S]*server front 127\.0\.0\.1:8081 maxconn 4\n/);
   const check = spawnSync(findHaproxy()!, ['-c', '-f', path.join(mounted, 'haproxy.cfg')], { encoding: 'utf8' });

@@ -25,6 +25,8 @@ export interface BalancerOptions {
   queueMs: number;
   /** How the in-flight limit adapts to the front ends' response times (src/cluster/concurrency-limit.ts), or null: fixed. */
   adaptive?: ConcurrencyLimitConfig | null;
+  /** How long it waits on a front end's answer before a 504 (default FRONT_END_TIMEOUT_S). */
+  frontEndTimeoutS?: number;
 }
 
 /**
@@ -77,11 +79,34 @@ const SERVER = 'front';
 
 const inflightLimit = (l: Pick<BalancerLayout, 'inflightPerReplica' | 'replicas'>) => l.inflightPerReplica * Math.max(1, l.replicas);
 
-/** The raw HTTP answer HAProxy sends for a query that waited out its queue budget (its errorfile for 503). */
+/**
+ * How long the balancer waits on a front end's answer: a healthy one answers a query within its
+ * deadline (2 s by default) and receives a body within its 10 s body timeout, so a front end
+ * that takes longer is hung (SIGSTOPped, deadlocked), and the client gets a JSON 504 instead of
+ * waiting on.
+ */
+export const FRONT_END_TIMEOUT_S = 15;
+
+/** An error as the raw HTTP answer HAProxy sends from an error file: the registry's status and JSON body. */
+function errorResponse(e: ShardwiseError, reason: string, retryAfter: boolean): string {
+  const body = JSON.stringify(errorBody(e));
+  const headers = ['content-type: application/json', ...(retryAfter ? ['retry-after: 1'] : []), 'cache-control: no-store', `content-length: ${Buffer.byteLength(body)}`];
+  return [`HTTP/1.1 ${httpStatusOf(e)} ${reason}`, ...headers, '', body].join('\r\n');
+}
+
+/** The answer to a query that waited out the balancer's queue budget (its error file for 503 in the queries' backend). */
 export function refusalResponse(queueMs: number): string {
-  const refusal = new ShardwiseError(ErrorCodes.OVERLOADED, `over capacity: no front-end replica could take the query within the balancer's ${queueMs} ms queue budget`, 'retry after Retry-After seconds, or add replicas');
-  const body = JSON.stringify(errorBody(refusal));
-  return [`HTTP/1.1 ${httpStatusOf(refusal)} Too Many Requests`, 'content-type: application/json', 'retry-after: 1', 'cache-control: no-store', `content-length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
+  return errorResponse(new ShardwiseError(ErrorCodes.OVERLOADED, `over capacity: no front-end replica could take the query within the balancer's ${queueMs} ms queue budget`, 'retry after Retry-After seconds, or add replicas'), 'Too Many Requests', true);
+}
+
+/**
+ * Every error file the balancer's config names, by file name: the refusal, and JSON in place of
+ * HAProxy's HTML pages for a front end that is down (502, 503) or hung (504).
+ */
+export function balancerErrorFiles(o: BalancerOptions): Record<string, string> {
+  const down = new ShardwiseError(ErrorCodes.SERVICE, 'no front-end replica answered: it is restarting or down', 'retry after Retry-After seconds');
+  const hung = new ShardwiseError(ErrorCodes.TIMEOUT, `the front end did not answer within ${o.frontEndTimeoutS ?? FRONT_END_TIMEOUT_S} s`, 'retry; if it persists, the front end is hung: see its log');
+  return { 'refused.http': refusalResponse(o.queueMs), 'unavailable.http': errorResponse(down, 'Service Unavailable', true), 'timeout.http': errorResponse(hung, 'Gateway Timeout', false) };
 }
 
 /** haproxy.cfg for a layout. Queries are POST …/infer; everything else bypasses the queue. */
@@ -100,9 +125,12 @@ export function haproxyConfig(l: BalancerLayout): string {
     '  option http-keep-alive',
     '  timeout connect 1s',
     '  timeout client 60s',
-    '  timeout server 60s',
+    `  timeout server ${l.frontEndTimeoutS ?? FRONT_END_TIMEOUT_S}s`,
     '  timeout http-request 10s',
     '  timeout http-keep-alive 5s',
+    `  errorfile 502 ${path.join(l.dir, 'unavailable.http')}`,
+    `  errorfile 503 ${path.join(l.dir, 'unavailable.http')}`,
+    `  errorfile 504 ${path.join(l.dir, 'timeout.http')}`,
     'frontend public',
     `  bind ${bind}:${l.port}`,
     `  use_backend ${QUERIES} if METH_POST { path_end /infer }`,
@@ -171,7 +199,7 @@ export class HaproxyBalancer {
       layout = { ...layout, metricsPort: undefined };
     }
     const b = new HaproxyBalancer(bin, layout, log);
-    fs.writeFileSync(path.join(layout.dir, 'refused.http'), refusalResponse(layout.queueMs));
+    for (const [file, text] of Object.entries(balancerErrorFiles(layout))) fs.writeFileSync(path.join(layout.dir, file), text);
     fs.writeFileSync(b.configFile, haproxyConfig(layout));
     const check = spawnSync(bin, ['-c', '-q', '-f', b.configFile], { encoding: 'utf8' });
     if (check.status !== 0) throw new ShardwiseError(ErrorCodes.SERVICE, `haproxy refused its configuration: ${(check.stderr || check.stdout).trim()}`);
@@ -225,8 +253,9 @@ export class HaproxyBalancer {
 
   /**
    * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals
-   * and the queries it passed on. HAProxy counts a refusal as the 503 it is inside (the 429 is
-   * its error file): the backend's 5xx that no server sent.
+   * and the queries it passed on. HAProxy counts a refusal as the connection error it is inside
+   * (a query that found no front end in time, answered with the 429 error file): the backend's
+   * `econ`; a hung front end's 504s are response errors, not refusals.
    */
   get inflightPerReplica(): number {
     return this.layout.inflightPerReplica;
@@ -240,7 +269,7 @@ export class HaproxyBalancer {
     const backend = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === 'BACKEND')!;
     const get = (fields: string[], name: string) => Number(fields[header.indexOf(name)]);
     // Queries wait in the backend's queue (no server is theirs yet).
-    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'hrsp_5xx') - get(row, 'hrsp_5xx'), forwarded: get(row, 'stot') };
+    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'econ'), forwarded: get(row, 'stot') };
   }
 
   async stop(): Promise<void> {

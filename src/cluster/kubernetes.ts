@@ -19,7 +19,7 @@ import { SERVICE_MALLOC_TUNABLES, serviceHeapFlags } from './runtime-flags.ts';
 import { SCALING_METRICS, scalingConfig, type MetricSource, type ScalingSettings } from './scaling-config.ts';
 import type { ServiceKind } from './supervisor.ts';
 import { DEFAULT_DNS_REFRESH } from '../serving/dns-replica-source.ts';
-import { type BalancerOptions, balancedScaling, haproxyConfig, refusalResponse } from './balancer.ts';
+import { type BalancerOptions, balancedScaling, balancerErrorFiles, haproxyConfig } from './balancer.ts';
 
 export interface ManifestOptions {
   plan: Plan;
@@ -179,7 +179,7 @@ export function kubernetesManifests(o: ManifestOptions): KubeObject[] {
   if (o.balancer) {
     // One balancer per router pod, in front of that pod's router alone (Knative's queue-proxy, in HAProxy).
     const layout = { ...o.balancer, host: '127.0.0.1', bindHost: '0.0.0.0', port: PORTS.http, frontEndPort: PORTS.frontEnd, replicas: 1, dir: BALANCER_CONFIG_DIR, runDir: '/tmp', metricsPort: PORTS.balancerMetrics };
-    objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: balancerConfig, namespace, labels: common }, data: { 'haproxy.cfg': haproxyConfig(layout), 'refused.http': refusalResponse(o.balancer.queueMs) } });
+    objects.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: balancerConfig, namespace, labels: common }, data: { 'haproxy.cfg': haproxyConfig(layout), ...balancerErrorFiles(o.balancer) } });
   }
   const dnsName = (service: string) => `${kubeName(app, service)}.${namespace}.svc.${o.clusterDomain}`;
   const services = shapes(o);
