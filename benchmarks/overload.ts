@@ -81,9 +81,10 @@ const balancerFlags = [
   ...(process.env.BALANCER_QUEUE_MS ? ['--balancer-queue-ms', process.env.BALANCER_QUEUE_MS] : []),
 ];
 const NONE = 'no admission control';
-if (!findHaproxy()) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
+const haproxy = findHaproxy() !== null;
+if (!haproxy) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
 const deployments = [
-  ...(findHaproxy() ? [await deploy(BALANCER, ['--balancer', 'haproxy', ...balancerFlags]), await deploy(FIXED, ['--balancer', 'haproxy', '--no-balancer-adaptive', ...balancerFlags])] : []),
+  ...(haproxy ? [await deploy(BALANCER, ['--balancer', 'haproxy', ...balancerFlags]), await deploy(FIXED, ['--balancer', 'haproxy', '--no-balancer-adaptive', ...balancerFlags])] : []),
   await deploy('admission in the front end', []),
   await deploy(NONE, ['--no-admission']),
 ];

@@ -104,7 +104,7 @@ export class AdminServer {
       return this.send(res, 200, { services: this.controller.state().map((svc) => ({ ...svc, autoscale: decisions.get(svc.name) ?? null })), balancer });
     }
     if (url === '/metrics') return this.metrics(res);
-    if (url === '/v1/targets') return this.send(res, 200, await this.targets());
+    if (url === '/v1/targets') return this.send(res, 200, this.targets());
     const m = /^\/v1\/services\/([^/]+)\/scale$/.exec(url);
     if (!m) throw notFound(`no route ${url}`, 'routes: GET /v1/state, POST /v1/services/{name}/scale');
     if (req.method !== 'POST') throw new ShardwiseError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url}; use POST`);
@@ -129,14 +129,14 @@ export class AdminServer {
    * labels are prefixed so they never collide with the series' own `service` and `model`
    * labels (Prometheus would rename those to exported_*).
    */
-  private async targets(): Promise<{ targets: string[]; labels: Record<string, string> }[]> {
+  private targets(): { targets: string[]; labels: Record<string, string> }[] {
     const services = this.controller.state();
     const model = services[0]?.model ?? '';
     const replicas = services.flatMap((s) =>
       s.replicas.map((r) => ({ targets: [`127.0.0.1:${r.metricsPort}`], labels: { shardwise_model: s.model, shardwise_service: s.name, shardwise_kind: s.kind, shardwise_replica: String(r.replica) } })),
     );
     const own = (port: number, name: string) => ({ targets: [`127.0.0.1:${port}`], labels: { shardwise_model: model, shardwise_service: name, shardwise_kind: name, shardwise_replica: '0' } });
-    const balancer = (await this.controller.balancer?.())?.metricsPort;
+    const balancer = this.controller.balancerMetricsPort?.();
     return [...replicas, own(this.port, 'admin'), ...(balancer ? [own(balancer, 'balancer')] : [])];
   }
 

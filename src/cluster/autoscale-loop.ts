@@ -3,7 +3,7 @@ import type { ServiceState } from './supervisor.ts';
 import type { Controller } from './types.ts';
 import type { Logger } from '../util/log.ts';
 import type { MetricSource } from './scaling-config.ts';
-import { type Buckets, bucketsOf, p95Between } from './histogram-quantile.ts';
+import { HistogramWindows, bucketsOf } from './histogram-quantile.ts';
 
 /** One service's loop: where its metric is read (`scalingMetric`) and its HPA config. */
 export interface ServiceScaling {
@@ -30,7 +30,7 @@ function valueOf(text: string, name: string, stage?: string): number | undefined
 export class AutoscaleLoop {
   private readonly states = new Map<string, AutoscalerState>();
   private readonly previous = new Map<number, { value: number; at: number }>();
-  private readonly previousBuckets = new Map<number, Buckets>();
+  private readonly windows = new HistogramWindows();
   readonly decisions = new Map<string, Decision>();
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
@@ -101,10 +101,7 @@ export class AutoscaleLoop {
   private read(text: string, source: MetricSource, pid: number, at: number): number | undefined {
     if (source.read === 'p95') {
       const buckets = bucketsOf(text, source.series, source.stage);
-      if (!buckets) return undefined;
-      const before = this.previousBuckets.get(pid);
-      this.previousBuckets.set(pid, buckets);
-      return before ? p95Between(before, buckets) : undefined;
+      return buckets && this.windows.next(pid, buckets)?.p95;
     }
     const value = valueOf(text, source.series, source.stage);
     if (value === undefined || source.read === 'gauge') return value;

@@ -49,9 +49,16 @@ export function balancedScaling<S extends Pick<ScalingSettings, 'frontEndMetric'
   return { ...s, frontEndTargetInflight: BALANCED_TARGET_SHARE * balancer.inflightPerReplica };
 }
 
-/** A quarter of the SLA for waiting in the balancer's queue (as admission control's budget), the rest for the batch and the network. */
-export function balancerForSla(slaP99Ms: number, inflightPerReplica = DEFAULT_BALANCER_INFLIGHT, adaptive = true): BalancerOptions {
-  return { inflightPerReplica, queueMs: slaP99Ms / 4, adaptive: adaptive ? defaultConcurrencyLimit(slaP99Ms) : null };
+/**
+ * The balancer for a p99 SLA: a quarter of it for waiting in the balancer's queue (as admission
+ * control's budget), the rest for the batch and the network; the flags' values where given.
+ */
+export function balancerForSla(slaP99Ms: number, given: { inflightPerReplica?: number; queueMs?: number; adaptive?: boolean } = {}): BalancerOptions {
+  return {
+    inflightPerReplica: given.inflightPerReplica ?? DEFAULT_BALANCER_INFLIGHT,
+    queueMs: given.queueMs ?? slaP99Ms / 4,
+    adaptive: given.adaptive === false ? null : defaultConcurrencyLimit(slaP99Ms),
+  };
 }
 
 export interface BalancerLayout extends BalancerOptions {
@@ -200,9 +207,6 @@ export class HaproxyBalancer {
     }
     const b = new HaproxyBalancer(bin, layout, log);
     for (const [file, text] of Object.entries(balancerErrorFiles(layout))) fs.writeFileSync(path.join(layout.dir, file), text);
-    fs.writeFileSync(b.configFile, haproxyConfig(layout));
-    const check = spawnSync(bin, ['-c', '-q', '-f', b.configFile], { encoding: 'utf8' });
-    if (check.status !== 0) throw new ShardwiseError(ErrorCodes.SERVICE, `haproxy refused its configuration: ${(check.stderr || check.stdout).trim()}`);
     try {
       await b.spawn();
     } catch (e) {
@@ -213,7 +217,11 @@ export class HaproxyBalancer {
     return b;
   }
 
+  /** Starts haproxy on the layout as it is now (its limits included, after a restart too), once haproxy accepts the config. */
   private async spawn(): Promise<void> {
+    fs.writeFileSync(this.configFile, haproxyConfig(this.layout));
+    const check = spawnSync(this.bin, ['-c', '-q', '-f', this.configFile], { encoding: 'utf8' });
+    if (check.status !== 0) throw new ShardwiseError(ErrorCodes.SERVICE, `haproxy refused its configuration: ${(check.stderr || check.stdout).trim()}`);
     const child = spawn('/bin/sh', ['-c', TIED_TO_PARENT, this.bin, this.configFile], { stdio: ['pipe', 'ignore', 'pipe'] });
     this.child = child;
     let stderr = '';
@@ -243,10 +251,9 @@ export class HaproxyBalancer {
     return this.layout.metricsPort;
   }
 
-  /** The front-end replica count or the limit per replica changed: the balancer's in-flight limit follows (the config too, for a restart). */
+  /** The front-end replica count or the limit per replica changed: the running balancer's in-flight limit follows (a restart writes it into the config). */
   async setLimit(change: { replicas?: number; inflightPerReplica?: number }): Promise<void> {
     this.layout = { ...this.layout, ...change };
-    fs.writeFileSync(this.configFile, haproxyConfig(this.layout));
     const answer = await runtimeCommand(this.socket, `set maxconn server ${QUERIES}/${SERVER} ${inflightLimit(this.layout)}`);
     if (answer.trim()) this.log.warn(`balancer: haproxy did not take the new in-flight limit: ${answer.trim()}`);
   }

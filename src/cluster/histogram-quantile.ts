@@ -36,3 +36,20 @@ export function p95Between(before: Buckets | undefined, after: Buckets): number 
   const below = i === 0 ? 0 : inc[i - 1];
   return lower + ((after.le[i] - lower) * (rank - below)) / (inc[i] - below);
 }
+
+/**
+ * Each key's (a replica's) histogram between its successive readings: the p95 (in the
+ * histogram's unit) and how many observations fell in the window. The first reading of a key
+ * has no window and gives undefined.
+ */
+export class HistogramWindows {
+  private readonly previous = new Map<number, Buckets>();
+
+  next(key: number, buckets: Buckets): { p95: number; count: number } | undefined {
+    const before = this.previous.get(key);
+    this.previous.set(key, buckets);
+    if (!before) return undefined;
+    const total = (b: Buckets) => b.counts[b.counts.length - 1];
+    return { p95: p95Between(before, buckets), count: total(buckets) - total(before) };
+  }
+}

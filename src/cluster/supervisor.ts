@@ -16,8 +16,8 @@ import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { type BalancerOptions, HaproxyBalancer } from './balancer.ts';
-import { type ConcurrencyLimitConfig, type ConcurrencyState, nextLimit } from './concurrency-limit.ts';
-import { type Buckets, bucketsOf, p95Between } from './histogram-quantile.ts';
+import { type ConcurrencyLimitConfig, nextLimit } from './concurrency-limit.ts';
+import { HistogramWindows, bucketsOf } from './histogram-quantile.ts';
 import type { BalancerState } from './types.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
 import { moduleEntry } from '../util/entry.ts';
@@ -287,31 +287,28 @@ export class LocalSupervisor {
    * each change is logged.
    */
   private adaptLimit(haproxy: HaproxyBalancer, cfg: ConcurrencyLimitConfig): void {
-    let state: ConcurrencyState = { limit: haproxy.inflightPerReplica };
-    const previous = new Map<number, Buckets>();
+    const windows = new HistogramWindows();
     const observe = async () => {
       let p95 = 0;
       let answered = 0;
       for (const r of this.groups.get(this.frontEnd) ?? []) {
         const text = await fetch(`http://127.0.0.1:${r.info.metricsPort}/metrics`).then((res) => res.text(), () => '');
         const buckets = bucketsOf(text, 'shardwise_request_duration_seconds', 'total');
-        if (!buckets) continue;
-        const before = previous.get(r.info.pid);
-        previous.set(r.info.pid, buckets);
-        if (!before) continue;
-        answered += buckets.counts[buckets.counts.length - 1] - before.counts[before.counts.length - 1];
-        p95 = Math.max(p95, 1000 * p95Between(before, buckets));
+        const w = buckets && windows.next(r.info.pid, buckets);
+        if (!w) continue;
+        answered += w.count;
+        p95 = Math.max(p95, 1000 * w.p95);
       }
       return { at: Date.now(), p95Ms: p95, answered, queued: (await haproxy.stats()).queued };
     };
     const timer = setInterval(() => {
       this.balancerUpdate = this.balancerUpdate
         .then(async () => {
-          const next = nextLimit(await observe(), state, cfg);
-          if (next.state.limit === state.limit) return;
-          this.log.info(`balancer: in-flight limit ${state.limit} → ${next.state.limit} per front-end replica (${next.reason})`);
-          state = next.state;
-          await haproxy.setLimit({ inflightPerReplica: state.limit });
+          const limit = haproxy.inflightPerReplica;
+          const next = nextLimit(await observe(), { limit }, cfg);
+          if (next.state.limit === limit) return;
+          this.log.info(`balancer: in-flight limit ${limit} → ${next.state.limit} per front-end replica (${next.reason})`);
+          await haproxy.setLimit({ inflightPerReplica: next.state.limit });
         })
         .catch((e) => this.log.warn(`balancer: could not adapt its in-flight limit: ${(e as Error).message}`));
     }, cfg.periodMs);
@@ -319,11 +316,15 @@ export class LocalSupervisor {
     this.stopAdapting = () => clearInterval(timer);
   }
 
+  balancerMetricsPort(): number | null {
+    return this.haproxy?.metricsPort ?? null;
+  }
+
   /** The balancer's counters (admin API, `status`), or null without one. */
   async balancer(): Promise<BalancerState | null> {
     if (!this.haproxy) return null;
     const { inflightLimit, queued, refused, forwarded } = await this.haproxy.stats();
-    return { kind: 'haproxy', inflightLimit, queued, refused, forwarded, metricsPort: this.haproxy.metricsPort ?? null };
+    return { kind: 'haproxy', inflightLimit, queued, refused, forwarded, metricsPort: this.balancerMetricsPort() };
   }
 
   /** Why the deployment cannot serve every query now (a service with no live replica), or null. */
@@ -571,7 +572,7 @@ export class LocalSupervisor {
     if (wait.routers.size === 0) wait.done();
   }
 
-  /** Sends a service's current replica addresses to every router replica. */
+  /** Sends a service's current replica addresses to every router replica; for the front end, its replica count to the balancer. */
   private publish(service: string): void {
     if (service === this.frontEnd) {
       const replicas = this.groups.get(service)!.length;
@@ -611,6 +612,7 @@ export class LocalSupervisor {
     this.backoffTimers.clear();
     for (const front of ['router', 'model']) await Promise.all((this.groups.get(front) ?? []).map((r) => this.stopReplica(r, graceMs)));
     this.stopAdapting();
+    await this.balancerUpdate;
     await this.haproxy?.stop();
     await Promise.all([...this.groups.values(), ...[...this.draining.values()].map((d) => [...d])].flat().map((r) => this.stopReplica(r, 0)));
     this.removeSocketDir();

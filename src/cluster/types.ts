@@ -21,6 +21,8 @@ export interface BalancerState {
 export interface Controller {
   state(): ServiceState[];
   scale(service: string, replicas: number): Promise<{ from: number; to: number }>;
-  /** The balancer in front, where the deployment has one. */
+  /** The balancer in front, where the deployment has one (its counters ask it: I/O). */
   balancer?(): Promise<BalancerState | null>;
+  /** Where the balancer's exporter listens, without asking it. */
+  balancerMetricsPort?(): number | null;
 }

@@ -54,7 +54,7 @@ export function registerManifests(program: Command): void {
     // Pods run at the cost model's CPUs (their limits), so capacities need no scaling.
     const capacities = replicaCapacities(planningInputOf(plan, config, cost), plan);
     // A pod's HAProxy has no supervisor beside it to adapt its limit: fixed.
-    const balancer = opts.balancer === 'haproxy' ? { ...balancerForSla(DEFAULT_SLA_P99_MS, opts.balancerInflight, false), ...(opts.balancerQueueMs ? { queueMs: opts.balancerQueueMs } : {}) } : null;
+    const balancer = opts.balancer === 'haproxy' ? balancerForSla(DEFAULT_SLA_P99_MS, { inflightPerReplica: opts.balancerInflight, queueMs: opts.balancerQueueMs, adaptive: false }) : null;
     const objects = kubernetesManifests({ plan, config, profile, cost, image: opts.image, namespace: opts.namespace, modelClaim: opts.modelClaim, clusterDomain: opts.clusterDomain, scaling: opts, capacities, drainGraceMs: opts.drainGraceMs, balancer, balancerImage: opts.balancerImage });
     fs.mkdirSync(opts.out, { recursive: true });
     objects.forEach((o, i) => fs.writeFileSync(path.join(opts.out, `${String(i).padStart(2, '0')}-${o.kind.toLowerCase()}-${o.metadata.name}.json`), `${JSON.stringify(o, null, 2)}\n`));

@@ -131,7 +131,7 @@ export function registerServe(program: Command): void {
     // CPU limits: one for every replica, else each role's from the cost model (as the pods' limits in `manifests`), else none.
     const cpus = opts.replicaCpus;
     const replicaCpus = cpus !== undefined ? { shard: cpus, dense: cpus, router: cpus, monolithic: cpus } : cost ? roleCpus(cost, plan) : undefined;
-    const balancer = opts.balancer === 'haproxy' ? { ...balancerForSla(opts.slaP99Ms, opts.balancerInflight, opts.balancerAdaptive), ...(opts.balancerQueueMs ? { queueMs: opts.balancerQueueMs } : {}) } : null;
+    const balancer = opts.balancer === 'haproxy' ? balancerForSla(opts.slaP99Ms, { inflightPerReplica: opts.balancerInflight, queueMs: opts.balancerQueueMs, adaptive: opts.balancerAdaptive }) : null;
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows, balancer });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
