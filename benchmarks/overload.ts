@@ -98,8 +98,8 @@ try {
     const w = await runOpenLoop(target(d), encoded, { qps: WARMUP_QPS, durationS: WARMUP_S, timeoutMs: 10_000 });
     log(`[${d.label}] warm-up: ${WARMUP_S} s at ${WARMUP_QPS} qps, p99 ${w.latency.p99Ms.toFixed(1)} ms (not counted)`);
   }
-  log('measuring the max QPS under the SLA (without admission control: its capacity, not its refusals)…');
-  const { maxQps } = await findMaxQps(target(noAdmission), encoded, { slaP99Ms: SLA_MS, stepS: 3, timeoutMs: 10_000, warmupS: 1, startQps: 50, onProgress: (l) => log(`[max] ${l.trim()}`) });
+  log(`measuring the max QPS under the SLA (without admission control: its capacity, not its refusals), over ${STEP_S} s steps as the overload steps run…`);
+  const { maxQps } = await findMaxQps(target(noAdmission), encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 50, onProgress: (l) => log(`[max] ${l.trim()}`) });
   if (maxQps <= 0) throw new Error('the front end met the SLA at no rate tried');
   log(`max QPS under the ${SLA_MS} ms SLA: ${maxQps.toFixed(0)}`);
 

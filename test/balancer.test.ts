@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { balancerErrorFiles, balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
+import { HaproxyBalancer, balancerErrorFiles, balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
 import { defaultConcurrencyLimit, nextLimit } from '../src/cluster/concurrency-limit.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
@@ -25,9 +26,10 @@ test('the balancer config: queries queue behind in-flight × replicas with the q
   const cfg = haproxyConfig(layout);
   assert.match(cfg, /bind 127\.0\.0\.1:8080/);
   assert.match(cfg, /use_backend queries if METH_POST \{ path_end \/infer \}/);
-  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}errorfile 503 \/run\/sw\/refused\.http\n {2}http-reuse always\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
+  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
   assert.match(cfg, /backend direct\n {2}server front 127\.0\.0\.1:9090\n/, 'health and metadata: no in-flight limit, no queue');
-  assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 4\n/, 'never 0, which haproxy reads as unlimited');
+  assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 4 disabled\n/, 'never 0, which haproxy reads as unlimited; no front end: in maintenance');
+  assert.match(cfg, /http-request return status 503 errorfile \/run\/sw\/unavailable\.http if \{ nbsrv eq 0 \}/);
   const raw = refusalResponse(12.5);
   const [head, body] = raw.split('\r\n\r\n');
   assert.match(head, /^HTTP\/1\.1 429 Too Many Requests\r\n/);
@@ -36,22 +38,30 @@ test('the balancer config: queries queue behind in-flight × replicas with the q
   assert.equal(JSON.parse(body).code, 'SW_OVERLOADED');
 });
 
-test('the adaptive in-flight limit grows by one while queries wait and the p95 is low, is cut by a quarter when it is high, and holds when idle or in bounds', () => {
-  const cfg = defaultConcurrencyLimit(50); // p95 target 25 ms
+test('the adaptive in-flight limit grows with the headroom under its target while queries wait, by one near it, is cut by a quarter over it, and holds when idle or in bounds', () => {
+  const cfg = defaultConcurrencyLimit(50); // p95 target 25 ms, growth below 20 ms
   const step = (limit: number, p95Ms: number, queued: number, answered = 100) => nextLimit({ at: 0, p95Ms, answered, queued }, { limit }, cfg).state.limit;
-  assert.equal(step(4, 10, 3), 5, 'waiting and fast: one more');
+  assert.equal(step(4, 10, 3), 6, 'waiting and at half the growth bound: half as much again (the most one period grows)');
+  assert.equal(step(10, 16, 3), 12, 'waiting at 80% of the bound: a quarter more (20/16)');
+  assert.equal(step(10, 19, 3), 11, 'waiting just under the bound: at least one more');
   assert.equal(step(4, 10, 0), 4, 'fast but nobody waiting: no need');
   assert.equal(step(4, 22, 3), 4, 'between 80% and 100% of the target: settle');
   assert.equal(step(8, 40, 3), 6, 'slow: cut by a quarter');
   assert.equal(step(1, 80, 3), 1, 'never below the minimum');
-  assert.equal(step(64, 2, 9), 64, 'never above the maximum');
+  assert.equal(step(60, 2, 9), 64, 'never above the maximum');
   assert.equal(step(8, 80, 3, 0), 8, 'no answers in the period: no p95 to go by');
-  // From 4, under steady demand at a 10 ms p95, it climbs one a period; a slow spell brings it back down.
+  // A saturated front end whose p95 grows with what it holds (Little's law: 2.5 ms a query here)
+  // climbs from 4 to the settling band in a few periods, and a slow spell brings it back down.
   let limit = 4;
-  for (let i = 0; i < 5; i++) limit = step(limit, 10, 2);
-  assert.equal(limit, 9);
+  const p95Of = (l: number) => 2.5 * l;
+  const path = [limit];
+  for (let i = 0; i < 6; i++) path.push((limit = step(limit, p95Of(limit), 5)));
+  assert.deepEqual(path, [4, 6, 8, 9, 9, 9, 9], 'settles where the p95 is 80-100% of the target (22.5 ms at 9)');
   limit = step(limit, 60, 2);
   assert.equal(limit, 6);
+  limit = 4;
+  for (let i = 0; i < 4; i++) limit = step(limit, 2, 5);
+  assert.equal(limit, 19, 'far under the target: ×1.5 a period (4, 6, 9, 13, 19)');
 });
 
 test('haproxy accepts the rendered config', { skip: noHaproxy }, () => {
@@ -60,6 +70,37 @@ test('haproxy accepts the rendered config', { skip: noHaproxy }, () => {
   fs.writeFileSync(path.join(d, 'haproxy.cfg'), haproxyConfig({ ...layout, dir: d }));
   const check = spawnSync(haproxy!, ['-c', '-f', path.join(d, 'haproxy.cfg')], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
+});
+
+/** A port nothing listens on now. */
+async function unusedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test('with no front end running, the balancer answers queries 503 SW_SERVICE at once (not over capacity), and passes them on once one runs', { skip: noHaproxy }, async () => {
+  const frontEnd = http.createServer((req, res) => req.resume().on('end', () => res.end('{}')));
+  await new Promise<void>((r) => frontEnd.listen(0, '127.0.0.1', r));
+  const frontEndPort = (frontEnd.address() as net.AddressInfo).port;
+  const port = await unusedPort();
+  const b = await HaproxyBalancer.start({ ...balancerForSla(50), host: '127.0.0.1', port, frontEndPort, replicas: 0, dir: tempDir() }, silentLogger);
+  const query = () => fetch(`http://127.0.0.1:${port}/v2/models/m/infer`, { method: 'POST', body: '{}' });
+  try {
+    const down = await query();
+    assert.equal(down.status, 503);
+    assert.equal((await down.json()).code, 'SW_SERVICE');
+    assert.equal((await b.stats()).refused, 0, 'not counted as a refusal');
+    await b.setLimit({ replicas: 1 });
+    assert.equal((await query()).status, 200, 'a front end again: queries pass');
+    await b.setLimit({ replicas: 0 });
+    assert.equal((await query()).status, 503);
+  } finally {
+    await b.stop();
+    frontEnd.close();
+  }
 });
 
 test('behind the balancer: queries and health pass through, its in-flight limit follows the front-end replicas as they scale, and it stops with the deployment', { skip: noHaproxy }, async () => {

@@ -145,9 +145,11 @@ export function haproxyConfig(l: BalancerLayout): string {
     `backend ${QUERIES}`,
     `  timeout queue ${Math.max(1, Math.round(l.queueMs))}ms`,
     `  errorfile 503 ${path.join(l.dir, 'refused.http')}`,
+    // With no front end running, a query is not over capacity: 503 at once, not a 429 after the queue budget.
+    `  http-request return status 503 errorfile ${path.join(l.dir, 'unavailable.http')} if { nbsrv eq 0 }`,
     // Idle connections to the front ends serve any client's next query (they are stateless).
     '  http-reuse always',
-    `  server ${SERVER} ${front} maxconn ${inflightLimit(l)}`,
+    `  server ${SERVER} ${front} maxconn ${inflightLimit(l)}${l.replicas === 0 ? ' disabled' : ''}`,
     'backend direct',
     `  server ${SERVER} ${front}`,
     ...(l.metricsPort ? ['frontend metrics', `  bind ${bind}:${l.metricsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }'] : []),
@@ -251,11 +253,21 @@ export class HaproxyBalancer {
     return this.layout.metricsPort;
   }
 
-  /** The front-end replica count or the limit per replica changed: the running balancer's in-flight limit follows (a restart writes it into the config). */
+  /**
+   * The front-end replica count or the limit per replica changed: the running balancer's
+   * in-flight limit follows (a restart writes it into the config); with no replica running, the
+   * queries' server is in maintenance, so queries get a 503 at once instead of waiting out the
+   * queue budget for a 429.
+   */
   async setLimit(change: { replicas?: number; inflightPerReplica?: number }): Promise<void> {
+    const wasDown = this.layout.replicas === 0;
     this.layout = { ...this.layout, ...change };
-    const answer = await runtimeCommand(this.socket, `set maxconn server ${QUERIES}/${SERVER} ${inflightLimit(this.layout)}`);
-    if (answer.trim()) this.log.warn(`balancer: haproxy did not take the new in-flight limit: ${answer.trim()}`);
+    const down = this.layout.replicas === 0;
+    const commands = [`set maxconn server ${QUERIES}/${SERVER} ${inflightLimit(this.layout)}`, ...(down !== wasDown ? [`set server ${QUERIES}/${SERVER} state ${down ? 'maint' : 'ready'}`] : [])];
+    for (const command of commands) {
+      const answer = await runtimeCommand(this.socket, command);
+      if (answer.trim()) this.log.warn(`balancer: haproxy did not take '${command}': ${answer.trim()}`);
+    }
   }
 
   /**

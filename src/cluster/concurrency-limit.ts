@@ -1,11 +1,13 @@
 /**
  * The balancer's in-flight limit per front-end replica, adapted to what the front ends answer
- * (additive increase, multiplicative decrease, as TCP and Netflix's concurrency-limits do). More
- * queries in flight let a front end's dynamic batching merge more (more throughput); too many
- * make its answers slow. The limit grows by one while queries wait in the balancer and the front
- * ends' p95 stays well under the target, and shrinks by `backoff` when it goes over. A pure
- * function of (observation, state, config): the supervisor feeds it the balancer's queue and the
- * front ends' latency histograms on a timer.
+ * (a latency gradient for growth, as Netflix's concurrency-limits does, and a multiplicative cut
+ * as TCP's). More queries in flight let a front end's dynamic batching merge more (more
+ * throughput); too many make its answers slow. While queries wait in the balancer the front end
+ * is saturated, and then its answer time grows with the queries it holds (Little's law), so the
+ * limit grows in proportion to the headroom left under the target — a limit far under it reaches
+ * it in a few periods, one near it creeps up by one — and is cut by `backoff` when the p95 goes
+ * over. A pure function of (observation, state, config): the supervisor feeds it the balancer's
+ * queue and the front ends' latency histograms on a timer.
  */
 export interface ConcurrencyLimitConfig {
   /** The front ends' p95 (ms) the limit holds under: the SLA's share after the balancer's queue. */
@@ -35,10 +37,12 @@ export interface ConcurrencyState {
 
 /** Grow while answers are at most this share of the target (a margin, so the limit settles instead of oscillating). */
 const GROW_BELOW = 0.8;
+/** The most one period multiplies the limit by (the p95 of a period is noisy; a lucky one must not overshoot far). */
+const MAX_GROWTH = 1.5;
 
 export function defaultConcurrencyLimit(slaP99Ms: number): ConcurrencyLimitConfig {
   // A quarter of the SLA waits in the balancer's queue; a p95 answer of half leaves the p99 room in the rest.
-  return { targetMs: slaP99Ms / 2, min: 1, max: 64, backoff: 0.75, periodMs: 1000 };
+  return { targetMs: slaP99Ms / 2, min: 1, max: 64, backoff: 0.75, periodMs: 500 };
 }
 
 export function nextLimit(obs: ConcurrencyObservation, state: ConcurrencyState, cfg: ConcurrencyLimitConfig): { state: ConcurrencyState; reason: string } {
@@ -49,7 +53,8 @@ export function nextLimit(obs: ConcurrencyObservation, state: ConcurrencyState, 
     return { state: { limit: cut }, reason: `the front ends' p95 is ${obs.p95Ms.toFixed(1)} ms, over the ${cfg.targetMs} ms target` };
   }
   if (obs.queued > 0 && obs.p95Ms <= GROW_BELOW * cfg.targetMs && limit < cfg.max) {
-    return { state: { limit: limit + 1 }, reason: `${obs.queued} waiting and the front ends' p95 is ${obs.p95Ms.toFixed(1)} ms, under the ${cfg.targetMs} ms target` };
+    const aimed = Math.floor(limit * Math.min(MAX_GROWTH, (GROW_BELOW * cfg.targetMs) / Math.max(obs.p95Ms, 1e-3)));
+    return { state: { limit: Math.min(cfg.max, Math.max(limit + 1, aimed)) }, reason: `${obs.queued} waiting and the front ends' p95 is ${obs.p95Ms.toFixed(1)} ms, under the ${cfg.targetMs} ms target` };
   }
   return { state, reason: 'within the target' };
 }
