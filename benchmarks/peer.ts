@@ -152,7 +152,7 @@ try {
     ),
   );
   console.log('shardwise without admission control (the peer has none), so each is measured on what it answers within the SLA');
-  console.log(`load generator: ${generatorMs.toFixed(3)} ms CPU per query sent (undici), on the same cores as the servers`);
+  console.log(`load generator: ${generatorMs.toFixed(3)} ms CPU per query sent (raw HTTP client), on the same cores as the servers`);
   console.log(
     `\nmonolithic ${(maxAt(monolithic, SLAS[0]) / maxAt(torch, SLAS[0])).toFixed(1)}x PyTorch, disaggregated ` +
       SLAS.map((s) => `${(maxAt(disaggregated, s) / maxAt(monolithic, s)).toFixed(2)}x monolithic (${s} ms)`).join(', '),

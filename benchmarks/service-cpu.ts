@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Plan } from '../src/plan/types.ts';
 import { compiledSupervisor } from './compiled.ts';
-import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { LOAD_CLIENTS, type LoadClient, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { processCpuSeconds } from '../src/util/process-stats.ts';
 import { renderTable } from '../src/util/format.ts';
 import { BATCH, LOCALITY, coalescingFromEnv, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
@@ -68,8 +68,8 @@ async function allStageSeconds(ports: number[]): Promise<Map<string, number>> {
   return out;
 }
 
-/** The load generator's CPU ms per query through node:http (its default is undici), on the monolith. */
-let nodeHttpMs = NaN;
+/** The load generator's CPU ms per query through its other clients (its default is raw), on the monolith. */
+const otherClientMs = new Map<LoadClient, number>();
 
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
   log(`== ${label}`);
@@ -95,12 +95,14 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
     cpu.set('load generator (this process)', (selfUsage.user + selfUsage.system) / 1e6);
     log(`  ${run.achievedQps.toFixed(0)} qps served, p99 ${run.latency.p99Ms.toFixed(1)} ms`);
     if (!plan) {
-      // The load generator's baseline: the same load on the same deployment through node:http.
-      const base = process.cpuUsage();
-      const baseline = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000, client: 'node-http' });
-      const used = process.cpuUsage(base);
-      nodeHttpMs = (used.user + used.system) / 1000 / baseline.ok;
-      log(`  load generator through node:http: ${nodeHttpMs.toFixed(3)} ms CPU per query`);
+      // The load generator's baselines: the same load on the same deployment through its other clients.
+      for (const client of LOAD_CLIENTS.filter((c) => c !== 'raw')) {
+        const base = process.cpuUsage();
+        const baseline = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000, client });
+        const used = process.cpuUsage(base);
+        otherClientMs.set(client, (used.user + used.system) / 1000 / baseline.ok);
+        log(`  load generator through ${client}: ${otherClientMs.get(client)!.toFixed(3)} ms CPU per query`);
+      }
     }
     return { label, pids: new Map(replicas.map((r) => [r.pid, r.service])), windowUs, cpu, stages, run };
   } finally {
@@ -138,7 +140,8 @@ for (const d of deployments) {
   const l = d.run.latency;
   console.log(`${d.label}: ${d.run.achievedQps.toFixed(0)} qps served, p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, refused ${d.run.rejected}, errors ${d.run.errors + d.run.timeouts}`);
 }
-console.log(`load generator CPU per query on the monolith: undici ${perQueryOf(deployments[0], 'load generator (this process)').toFixed(3)} ms, node:http ${nodeHttpMs.toFixed(3)} ms (${(perQueryOf(deployments[0], 'load generator (this process)') / nodeHttpMs).toFixed(2)}x)`);
+const rawMs = perQueryOf(deployments[0], 'load generator (this process)');
+console.log(`load generator CPU per query on the monolith: raw ${rawMs.toFixed(3)} ms, ${[...otherClientMs].map(([c, ms]) => `${c} ${ms.toFixed(3)} ms (raw ${(rawMs / ms).toFixed(2)}x)`).join(', ')}`);
 console.log('\nwall time per query in each stage (stage histograms; includes waiting, so stages overlap):');
 for (const d of deployments) {
   const parts = [...d.stages].filter(([k]) => !k.endsWith('/total')).map(([k, v]) => `${k} ${((1000 * v) / d.run.ok).toFixed(3)} ms`);

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { presetConfig } from '../src/model/presets.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
-import { MaxQpsSearch, encodeQueries, findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { LOAD_CLIENTS, MaxQpsSearch, encodeQueries, findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 
 const tiny = presetConfig('tiny');
 const queries = encodeQueries([new QueryGenerator(tiny, { queries: 1, batch: 2, access: { kind: 'uniform' }, pooling: 'fixed', seed: 1 }).next()], 4);
@@ -52,6 +53,62 @@ test('errors and timeouts are counted, not hidden', async () => {
   } finally {
     await failing.close();
     await slow.close();
+  }
+});
+
+/**
+ * A raw HTTP server that answers by the request's sequence number, in the shapes a sender must
+ * read: a head and body split across packets, a 429, a Connection: close answer, a chunked one.
+ */
+async function awkwardServer(): Promise<{ url: string; close: () => Promise<void> }> {
+  let n = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let pending = Buffer.alloc(0);
+    socket.on('data', (d) => {
+      pending = Buffer.concat([pending, d]);
+      for (;;) {
+        const end = pending.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = Number(/content-length: (\d+)/i.exec(pending.toString('latin1', 0, end))![1]);
+        if (pending.length < end + 4 + length) return;
+        pending = pending.subarray(end + 4 + length);
+        const kind = n++ % 4;
+        if (kind === 0) {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Le');
+          setTimeout(() => socket.write('ngth: 10\r\n\r\n01234'), 5);
+          setTimeout(() => socket.write('56789'), 10);
+        } else if (kind === 1) socket.write('HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\n\r\n{}');
+        else if (kind === 2) socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}');
+        else {
+          socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{');
+          setTimeout(() => socket.write('}\r\n0\r\n\r\n'), 5);
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    close: () => new Promise((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))),
+  };
+}
+
+test('every load client reads split answers, refusals, closed connections and chunked answers alike', async () => {
+  for (const client of LOAD_CLIENTS) {
+    const srv = await awkwardServer();
+    try {
+      const r = await runOpenLoop({ url: srv.url, modelName: 'tiny' }, queries, { qps: 1, rate: () => 20, durationS: 2, timeoutMs: 2000, client });
+      const quarter = r.sent / 4;
+      assert.ok(r.sent >= 20, `${client}: sent ${r.sent}`);
+      assert.equal(r.timeouts, 0, client);
+      assert.ok(Math.abs(r.rejected - quarter) <= 1, `${client}: ${r.rejected} refused of ${r.sent}`);
+      assert.equal(r.ok + r.rejected, r.sent, `${client}: every other answer read`);
+    } finally {
+      await srv.close();
+    }
   }
 });
 

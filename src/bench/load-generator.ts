@@ -4,6 +4,7 @@ import type { Batch } from '../model/batch.ts';
 import { encodeBinaryRequest } from '../protocol/oip.ts';
 import { LatencyRecorder } from '../util/latency.ts';
 import { Rng } from '../util/rng.ts';
+import { type Outcome, type Sender, outcomeOf, rawHttpSender } from './raw-http-sender.ts';
 
 export interface LoadTarget {
   url: string;
@@ -32,17 +33,12 @@ export interface RunResult {
 }
 
 /**
- * The HTTP client that sends the queries. undici (the default) costs the sender about a
- * third of node:http's CPU per query (`npm run bench:cpu` measures both on one deployment),
- * which on a small machine is CPU taken from the servers being measured.
+ * The HTTP client that sends the queries. On a small machine the sender's CPU is taken from the
+ * servers being measured, so the default is the cheapest (`npm run bench:cpu` measures all three
+ * on one deployment): raw HTTP/1.1 on sockets, then undici, then node:http.
  */
-export type LoadClient = 'undici' | 'node-http';
-
-type Outcome = 'ok' | 'rejected' | 'errors' | 'timeouts';
-/** Sends one query; calls `finish` exactly once. */
-type Sender = { send(query: EncodedQuery, finish: (outcome: Outcome, detail?: string) => void): void; close(): Promise<void> };
-
-const outcomeOf = (status: number): Outcome => (status === 200 ? 'ok' : status === 429 ? 'rejected' : 'errors');
+export const LOAD_CLIENTS = ['raw', 'undici', 'node-http'] as const;
+export type LoadClient = (typeof LOAD_CLIENTS)[number];
 
 function nodeHttpSender(url: URL, timeoutMs: number): Sender {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
@@ -113,7 +109,7 @@ function undiciSender(url: URL, timeoutMs: number): Sender {
 
 export interface RunOptions {
   qps: number;
-  /** Default undici. */
+  /** Default raw. */
   client?: LoadClient;
   durationS: number;
   /** A rate that changes with time (seconds from the start of the measured part), instead of qps. */
@@ -161,7 +157,8 @@ export function encodeQueries(queries: Batch[], numDense: number): EncodedQuery[
  */
 export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], opts: RunOptions): Promise<RunResult> {
   const url = new URL(`/v2/models/${encodeURIComponent(target.modelName)}/infer`, target.url);
-  const sender = (opts.client ?? 'undici') === 'undici' ? undiciSender(url, opts.timeoutMs) : nodeHttpSender(url, opts.timeoutMs);
+  const senders: Record<LoadClient, (url: URL, timeoutMs: number) => Sender> = { raw: rawHttpSender, undici: undiciSender, 'node-http': nodeHttpSender };
+  const sender = senders[opts.client ?? 'raw'](url, opts.timeoutMs);
   const rng = new Rng(opts.seed ?? 1);
   const latency = new LatencyRecorder();
   const result = { sent: 0, ok: 0, rejected: 0, okWithinSla: 0, errors: 0, timeouts: 0 };

@@ -1,0 +1,189 @@
+import * as net from 'node:net';
+
+/** How a query ended, as the load generator counts it. */
+export type Outcome = 'ok' | 'rejected' | 'errors' | 'timeouts';
+
+/** Sends one query; calls `finish` exactly once. */
+export interface Sender {
+  send(query: { body: Buffer; headerLength: string }, finish: (outcome: Outcome, detail?: string) => void): void;
+  close(): Promise<void>;
+}
+
+export const outcomeOf = (status: number): Outcome => (status === 200 ? 'ok' : status === 429 ? 'rejected' : 'errors');
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+const CLOSE = /\r\nconnection:[ \t]*close/i;
+const CHUNKED = /\r\ntransfer-encoding:[^\r]*chunked/i;
+/** Connections open at once, as undici's pool: queries past it wait for a free one. */
+const MAX_CONNECTIONS = 512;
+
+type Finish = (outcome: Outcome, detail?: string) => void;
+
+/**
+ * Where a chunked body that starts at `from` ends (past its last chunk and trailers), -1 while
+ * it is incomplete, -2 if it is malformed.
+ */
+export function chunkedBodyEnd(buf: Buffer, from: number): number {
+  let i = from;
+  for (;;) {
+    const line = buf.indexOf('\r\n', i);
+    if (line < 0) return -1;
+    const size = parseInt(buf.toString('latin1', i, line), 16);
+    if (!Number.isFinite(size) || size < 0) return -2;
+    if (size === 0) {
+      // Trailers, if any, then an empty line.
+      const end = buf.indexOf('\r\n\r\n', line);
+      return end < 0 ? -1 : end + 4;
+    }
+    i = line + 2 + size + 2;
+    if (i > buf.length) return -1;
+  }
+}
+
+/** One keep-alive connection with at most one query on it (no pipelining: a slow answer holds up no other). */
+class Connection {
+  finish: Finish | null = null;
+  deadline = 0;
+  /** What arrived of the answer so far while its end is unknown: its head, or a chunked body (small, for the answers this reads). */
+  private pending: Buffer | null = null;
+  private reading: 'head' | 'length' | 'chunked' = 'head';
+  /** Content-Length body bytes still to skip. */
+  private bodyLeft = 0;
+  private status = 0;
+  private closeAfter = false;
+  readonly socket: net.Socket;
+
+  constructor(host: string, port: number, private readonly idle: (c: Connection) => void, private readonly gone: (c: Connection) => void) {
+    this.socket = net.connect(port, host);
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (d) => this.onData(d));
+    this.socket.on('error', (e) => this.fail(e.message));
+    this.socket.on('close', () => this.fail('the server closed the connection'));
+  }
+
+  send(head: Buffer, body: Buffer, finish: Finish, deadline: number): void {
+    this.finish = finish;
+    this.deadline = deadline;
+    this.socket.cork();
+    this.socket.write(head);
+    this.socket.write(body);
+    this.socket.uncork();
+  }
+
+  /** Ends the query on it (a timeout) and drops the connection: its answer may still come. */
+  abort(outcome: Outcome): void {
+    const finish = this.finish;
+    this.finish = null;
+    this.socket.destroy();
+    finish?.(outcome);
+  }
+
+  private onData(d: Buffer): void {
+    if (this.reading === 'head') {
+      const buf = this.pending ? Buffer.concat([this.pending, d]) : d;
+      const end = buf.indexOf(HEADER_END);
+      if (end < 0) {
+        this.pending = buf;
+        return;
+      }
+      this.pending = null;
+      const text = buf.toString('latin1', 0, end + 2);
+      this.status = Number(text.slice(9, 12));
+      this.closeAfter = CLOSE.test(text);
+      d = buf.subarray(end + 4);
+      if (CHUNKED.test(text)) this.reading = 'chunked';
+      else {
+        this.reading = 'length';
+        this.bodyLeft = Number(CONTENT_LENGTH.exec(text)?.[1] ?? 0);
+      }
+    }
+    if (this.reading === 'chunked') {
+      const body = this.pending ? Buffer.concat([this.pending, d]) : d;
+      const end = chunkedBodyEnd(body, 0);
+      if (end === -2) return this.fail('a malformed chunked body');
+      if (end === -1) return void (this.pending = body);
+      this.pending = null;
+      if (end < body.length) return this.fail('more bytes than the response announced');
+    } else {
+      this.bodyLeft -= d.length;
+      if (this.bodyLeft > 0) return;
+      if (this.bodyLeft < 0) return this.fail('more bytes than the response announced');
+    }
+    this.reading = 'head';
+    const finish = this.finish;
+    this.finish = null;
+    if (this.closeAfter) this.socket.destroy();
+    else this.idle(this);
+    finish?.(outcomeOf(this.status), `HTTP ${this.status}`);
+  }
+
+  private fail(reason: string): void {
+    this.gone(this);
+    if (!this.socket.destroyed) this.socket.destroy();
+    const finish = this.finish;
+    this.finish = null;
+    finish?.('errors', reason);
+  }
+}
+
+/**
+ * The load generator's cheapest sender: HTTP/1.1 written straight to keep-alive sockets, each
+ * query's request head encoded once before the run, the answer's status and Content-Length read
+ * from its head and the body skipped. On a 2-core machine the sender's CPU is taken from the
+ * servers it measures (`npm run bench:cpu` compares it with undici and node:http). It reads
+ * Content-Length and chunked answers, no pipelining, no redirects, no TLS: what a load
+ * generator pointed at shardwise, HAProxy or the benchmarks' peers needs.
+ */
+export function rawHttpSender(url: URL, timeoutMs: number): Sender {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port || 80);
+  const heads = new Map<string, Buffer>();
+  const headOf = (q: { body: Buffer; headerLength: string }) => {
+    const key = `${q.headerLength}/${q.body.length}`;
+    let head = heads.get(key);
+    if (!head) {
+      head = Buffer.from(`POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/octet-stream\r\ninference-header-content-length: ${q.headerLength}\r\ncontent-length: ${q.body.length}\r\n\r\n`, 'latin1');
+      heads.set(key, head);
+    }
+    return head;
+  };
+  const idle: Connection[] = [];
+  const all = new Set<Connection>();
+  const waiting: { head: Buffer; body: Buffer; finish: Finish; deadline: number }[] = [];
+  const onIdle = (c: Connection) => {
+    const next = waiting.shift();
+    if (next) c.send(next.head, next.body, next.finish, next.deadline);
+    else idle.push(c);
+  };
+  const onGone = (c: Connection) => {
+    all.delete(c);
+    const i = idle.indexOf(c);
+    if (i >= 0) idle.splice(i, 1);
+    const next = waiting.shift();
+    if (next) dispatch(next.head, next.body, next.finish, next.deadline);
+  };
+  const dispatch = (head: Buffer, body: Buffer, finish: Finish, deadline: number) => {
+    const c = idle.pop() ?? (all.size < MAX_CONNECTIONS ? new Connection(host, port, onIdle, onGone) : null);
+    if (!c) return void waiting.push({ head, body, finish, deadline });
+    all.add(c);
+    c.send(head, body, finish, deadline);
+  };
+  // One sweep for every deadline instead of a timer per query.
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const c of all) if (c.finish && c.deadline <= now) c.abort('timeouts');
+    while (waiting.length > 0 && waiting[0].deadline <= now) waiting.shift()!.finish('timeouts');
+  }, Math.min(50, timeoutMs / 4));
+  return {
+    send(query, finish) {
+      dispatch(headOf(query), query.body, finish, performance.now() + timeoutMs);
+    },
+    async close() {
+      clearInterval(sweep);
+      for (const c of all) c.socket.destroy();
+      all.clear();
+      idle.length = 0;
+    },
+  };
+}
