@@ -68,7 +68,11 @@ function haproxyPids(servePid: number): number[] {
 }
 const cpuOf = (pids: number[]) => pids.reduce((s, pid) => s + processCpuSeconds(pid), 0);
 
-/** Waits until the front end has answered everything it queued (a server without admission control works off its backlog long after the clients gave up). */
+/**
+ * Waits until the front end has answered everything it queued: a server without admission
+ * control works off its backlog long after the clients gave up, on the CPU the next step's
+ * deployment needs.
+ */
 async function drained(d: Deployment): Promise<void> {
   const metrics = `http://127.0.0.1:${d.served.replicas[0].metricsPort}`;
   for (let i = 0; i < 600 && (await scrapeMetric(metrics, 'shardwise_inflight_requests')) > 0; i++) await new Promise((r) => setTimeout(r, 100));
@@ -99,6 +103,7 @@ try {
     log(`[${d.label}] warm-up: ${WARMUP_S} s at ${WARMUP_QPS} qps, p99 ${w.latency.p99Ms.toFixed(1)} ms (not counted)`);
   }
   log(`measuring the max QPS under the SLA (without admission control: its capacity, not its refusals), over ${STEP_S} s steps as the overload steps run…`);
+  for (const d of deployments) await drained(d);
   const { maxQps } = await findMaxQps(target(noAdmission), encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 50, onProgress: (l) => log(`[max] ${l.trim()}`) });
   if (maxQps <= 0) throw new Error('the front end met the SLA at no rate tried');
   log(`max QPS under the ${SLA_MS} ms SLA: ${maxQps.toFixed(0)}`);
@@ -106,7 +111,7 @@ try {
   const rows: { multiple: number; d: Deployment; run: RunResult; health: HealthProbeResult; loadCpuMsPerQuery: number; balancerMsPerQuery: number | null }[] = [];
   for (const multiple of MULTIPLES) {
     for (const d of deployments) {
-      await drained(d);
+      for (const other of deployments) await drained(other);
       const probe = probeHealth(`${d.url}/v2/health/ready`, 25);
       const balancer = d.label === BALANCER || d.label === FIXED ? haproxyPids(d.served.child.pid!) : [];
       const balancer0 = cpuOf(balancer);
