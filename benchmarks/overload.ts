@@ -4,7 +4,8 @@
  * adapted, and fixed with --no-balancer-adaptive), with admission
  * control in the front end itself, and with neither, side by side in one run, driven at 1×,
  * 2×, 4× and 8× of its measured max QPS (open loop,
- * the same trace): goodput (answers within the SLA per second, as a share of the max),
+ * the same trace): goodput (answers within the SLA per second, as a share of the max; the max
+ * is searched before the steps and again after them, and the higher counts),
  * p99 of the admitted (answered) queries, refusals, failures, and the p99 of a health probe on
  * a fresh connection every 25 ms meanwhile. Each deployment is a `shardwise serve` process of
  * its own (its supervisor does not share this process's event loop), its front end under a
@@ -103,10 +104,14 @@ try {
     log(`[${d.label}] warm-up: ${WARMUP_S} s at ${WARMUP_QPS} qps, p99 ${w.latency.p99Ms.toFixed(1)} ms (not counted)`);
   }
   log(`measuring the max QPS under the SLA (without admission control: its capacity, not its refusals), over ${STEP_S} s steps as the overload steps run…`);
-  for (const d of deployments) await drained(d);
-  const { maxQps } = await findMaxQps(target(noAdmission), encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps: 50, onProgress: (l) => log(`[max] ${l.trim()}`) });
+  const searchMax = async (startQps: number, when: string) => {
+    for (const d of deployments) await drained(d);
+    const { maxQps } = await findMaxQps(target(noAdmission), encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps, onProgress: (l) => log(`[max ${when}] ${l.trim()}`) });
+    log(`max QPS under the ${SLA_MS} ms SLA ${when}: ${maxQps.toFixed(0)}`);
+    return maxQps;
+  };
+  const maxQps = await searchMax(50, 'before the steps');
   if (maxQps <= 0) throw new Error('the front end met the SLA at no rate tried');
-  log(`max QPS under the ${SLA_MS} ms SLA: ${maxQps.toFixed(0)}`);
 
   const rows: { multiple: number; d: Deployment; run: RunResult; health: HealthProbeResult; loadCpuMsPerQuery: number; balancerMsPerQuery: number | null }[] = [];
   for (const multiple of MULTIPLES) {
@@ -125,8 +130,12 @@ try {
     }
   }
 
+  // One stall of this VM in a step of the search is enough to miss the SLA, so the search is
+  // run again after the steps, and goodput is counted against the higher of the two.
+  const maxAfter = await searchMax(Math.max(50, Math.round(maxQps / 2)), 'after the steps');
+  const capacity = Math.max(maxQps, maxAfter);
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-  console.log(`\nbench:overload — monolithic front end at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms; ${STEP_S} s per step`);
+  console.log(`\nbench:overload — monolithic front end at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step`);
   console.log(
     renderTable(
       ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query'],
@@ -135,7 +144,7 @@ try {
         d.label,
         (multiple * maxQps).toFixed(0),
         (run.sent / run.durationS).toFixed(0),
-        pct(run.okWithinSla / run.durationS / maxQps),
+        pct(run.okWithinSla / run.durationS / capacity),
         run.achievedQps.toFixed(0),
         pct(run.rejected / Math.max(1, run.sent)),
         run.errors + run.timeouts,
@@ -150,9 +159,9 @@ try {
   );
   const at = (m: number, label: string) => rows.find((r) => r.multiple === m && r.d.label === label)!;
   const m = MULTIPLES.includes(4) ? 4 : MULTIPLES[MULTIPLES.length - 1];
-  const goodput = (r: RunResult) => r.okWithinSla / r.durationS / maxQps;
+  const goodput = (r: RunResult) => r.okWithinSla / r.durationS / capacity;
   const summary = deployments.map((d) => at(m, d.label)).map(({ d, run, health }) => `${d.label}: goodput ${pct(goodput(run))} of max, admitted p99 ${run.latency.p99Ms.toFixed(0)} ms, health p99 ${health.latency.p99Ms.toFixed(0)} ms`);
-  console.log(`\nat ${m}x overload (SLA ${SLA_MS} ms): ${summary.join('; ')}`);
+  console.log(`\nat ${m}x overload (SLA ${SLA_MS} ms, max ${capacity.toFixed(0)} qps): ${summary.join('; ')}`);
 } finally {
   for (const d of deployments) await d.served.stop();
   remove();
