@@ -1,6 +1,7 @@
 /**
  * npm run bench:replica — what a replica costs before it serves anything: idle fixed memory per
- * role (RSS minus the rows or weights it holds) and time from spawn to ready, for shard,
+ * role (RSS minus the rows or weights it holds, and of that its private pages: what it shares
+ * with the other processes, the node binary's pages above all, left out) and time from spawn to ready, for shard,
  * dense, router, monolith and the supervisor, with every process running the compiled
  * JavaScript (production) and, side by side in the same run, the TypeScript sources under
  * tsx (how services ran before the build).
@@ -20,7 +21,7 @@ import { writePlan } from '../src/plan/validate.ts';
 import type { Plan } from '../src/plan/types.ts';
 import { FLOAT_BYTES, denseBytes, embeddingBytes } from '../src/model/types.ts';
 import { formatBytes, renderTable } from '../src/util/format.ts';
-import { mappedFileMemory, processPss, processRss } from '../src/util/process-stats.ts';
+import { mappedFileMemory, processPss, processRss, processUss } from '../src/util/process-stats.ts';
 import { rm1Workload } from './rm1-workload.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -62,6 +63,8 @@ interface Row {
   mode: string;
   role: string;
   rss: number;
+  /** Its private pages (USS): RSS less what it shares with the other processes, the node binary's pages first. */
+  uss: number;
   held: number;
   startMs: number;
 }
@@ -78,9 +81,9 @@ async function measure(mode: 'compiled' | 'tsx'): Promise<Row[]> {
         // One row per role (shards alike differ only by their rows, which are subtracted); the first shard's.
         if (seen.has(r.role)) continue;
         seen.add(r.role);
-        rows.push({ mode, role: r.role, rss: processRss(r.pid), held: heldBytes(r.role, r.service), startMs: r.startMs });
+        rows.push({ mode, role: r.role, rss: processRss(r.pid), uss: processUss(r.pid), held: heldBytes(r.role, r.service), startMs: r.startMs });
       }
-      if (args[0] === '--plan') rows.push({ mode, role: 'supervisor', rss: processRss(served.child.pid!), held: 0, startMs: NaN });
+      if (args[0] === '--plan') rows.push({ mode, role: 'supervisor', rss: processRss(served.child.pid!), uss: processUss(served.child.pid!), held: 0, startMs: NaN });
     } finally {
       await served.stop();
     }
@@ -215,15 +218,16 @@ try {
   console.log(`\nbench:replica — RM1 shape, ${ROWS} rows × ${T} tables, ${SHARDS} shards + dense service + router (cache ${cacheRows} rows/table), and the monolith; idle after ${SETTLE_S} s`);
   console.log(
     renderTable(
-      ['role', 'RSS compiled', 'holds', 'fixed compiled', 'fixed tsx', 'compiled ÷ tsx', 'ready compiled', 'ready tsx'],
+      ['role', 'RSS compiled', 'holds', 'fixed compiled', 'of which private', 'fixed tsx', 'compiled ÷ tsx', 'ready compiled', 'ready tsx'],
       compiled.map((c) => {
         const t = tsx.find((x) => x.role === c.role)!;
-        return [c.role, formatBytes(c.rss), formatBytes(c.held), formatBytes(fixed(c)), formatBytes(fixed(t)), `${(fixed(c) / fixed(t)).toFixed(2)}x`, Number.isNaN(c.startMs) ? '-' : `${c.startMs.toFixed(0)} ms`, Number.isNaN(t.startMs) ? '-' : `${t.startMs.toFixed(0)} ms`];
+        return [c.role, formatBytes(c.rss), formatBytes(c.held), formatBytes(fixed(c)), formatBytes(Math.max(0, c.uss - c.held)), formatBytes(fixed(t)), `${(fixed(c) / fixed(t)).toFixed(2)}x`, Number.isNaN(c.startMs) ? '-' : `${c.startMs.toFixed(0)} ms`, Number.isNaN(t.startMs) ? '-' : `${t.startMs.toFixed(0)} ms`];
       }),
     ),
   );
   const of = (role: string) => (fixed(compiled.find((r) => r.role === role)!) / MiB).toFixed(0);
-  const idle = `idle shard ${of('shard')} MiB, router ${of('router')} MiB, dense ${of('dense')} MiB, monolith ${of('monolithic')} MiB, supervisor ${of('supervisor')} MiB (targets: shard ≤ 45, router ≤ 90, supervisor ≤ 60)`;
+  const privateOf = (role: string) => { const r = compiled.find((x) => x.role === role)!; return (Math.max(0, r.uss - r.held) / MiB).toFixed(0); };
+  const idle = `idle shard ${of('shard')} MiB, router ${of('router')} MiB, dense ${of('dense')} MiB, monolith ${of('monolithic')} MiB, supervisor ${of('supervisor')} MiB (targets: shard ≤ 45, router ≤ 90, supervisor ≤ 60); private: shard ${privateOf('shard')} MiB, router ${privateOf('router')} MiB, supervisor ${privateOf('supervisor')} MiB`;
   console.log(`\n${idle}`);
 
   const start = await shardStart();

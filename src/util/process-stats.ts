@@ -24,6 +24,22 @@ export function processPss(pid: number): number {
   }
 }
 
+/**
+ * Unique set size of a live process (/proc/PID/smaps_rollup's private pages, clean and dirty):
+ * what it alone holds. Pages shared with other processes — the node binary's code and data,
+ * paged in by whatever a process runs, and rows mapped by several replicas — are left out, so
+ * this is what one more replica adds to a machine already running one. 0 where /proc does not have it.
+ */
+export function processUss(pid: number): number {
+  try {
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+    return (kb('Private_Clean') + kb('Private_Dirty')) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /** CPU seconds (user + system, all threads) a live process has used, from /proc (0 where it is not there). */
 export function processCpuSeconds(pid: number): number {
   try {
