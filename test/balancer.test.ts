@@ -22,11 +22,11 @@ const { config, modelDir, target, run, overload, goodput } = overloadWorkload(te
 const deployments = testDeployments();
 const layout = { ...balancerForSla(50), host: '127.0.0.1', port: 8080, frontEndPort: 9090, replicas: 3, dir: '/run/sw' };
 
-test('the balancer config: queries queue behind in-flight × replicas with the queue budget, everything else bypasses; the refusal is a JSON 429', () => {
+test('the balancer config: queries queue behind in-flight × replicas with the queue budget, newest first, everything else bypasses; the refusal is a JSON 429', () => {
   const cfg = haproxyConfig(layout);
   assert.match(cfg, /bind 127\.0\.0\.1:8080/);
   assert.match(cfg, /use_backend queries if METH_POST \{ path_end \/infer \}/);
-  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
+  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}http-request set-priority-class date\(0,ms\),mod\(2048\),neg\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
   assert.match(cfg, /backend direct\n {2}server front 127\.0\.0\.1:9090\n/, 'health and metadata: no in-flight limit, no queue');
   assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 4 disabled\n/, 'never 0, which haproxy reads as unlimited; no front end: in maintenance');
   assert.match(cfg, /http-request return status 503 errorfile \/run\/sw\/unavailable\.http if \{ nbsrv eq 0 \}/);
@@ -97,6 +97,42 @@ test('with no front end running, the balancer answers queries 503 SW_SERVICE at 
     assert.equal((await query()).status, 200, 'a front end again: queries pass');
     await b.setLimit({ replicas: 0 });
     assert.equal((await query()).status, 503);
+  } finally {
+    await b.stop();
+    frontEnd.close();
+  }
+});
+
+test('queries waiting in the balancer are served newest first, so under overload the answered ones waited least', { skip: noHaproxy }, async () => {
+  const arrivals: string[] = [];
+  const held: http.ServerResponse[] = [];
+  const frontEnd = http.createServer((req, res) => {
+    arrivals.push(req.headers['x-query'] as string);
+    req.resume().on('end', () => held.push(res));
+  });
+  await new Promise<void>((r) => frontEnd.listen(0, '127.0.0.1', r));
+  const port = await unusedPort();
+  const b = await HaproxyBalancer.start({ inflightPerReplica: 1, queueMs: 3000, host: '127.0.0.1', port, frontEndPort: (frontEnd.address() as net.AddressInfo).port, replicas: 1, dir: tempDir() }, silentLogger);
+  const query = (id: string) => fetch(`http://127.0.0.1:${port}/v2/models/m/infer`, { method: 'POST', body: '{}', headers: { 'x-query': id } }).then((r) => r.status);
+  const until = async (ok: () => boolean) => {
+    while (!ok()) await new Promise((r) => setTimeout(r, 5));
+  };
+  try {
+    // The order is by the arrival's millisecond in a 2.048 s cycle: start well inside one.
+    await until(() => Date.now() % 2048 < 1500);
+    const answers = [query('first')];
+    await until(() => held.length === 1);
+    answers.push(query('older'));
+    await new Promise((r) => setTimeout(r, 30));
+    answers.push(query('newer'));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal((await b.stats()).queued, 2, 'two wait behind the limit of one');
+    for (let done = 1; done <= 3; done++) {
+      held.shift()!.end('{}');
+      if (done < 3) await until(() => held.length === 1);
+    }
+    assert.deepEqual(await Promise.all(answers), [200, 200, 200]);
+    assert.deepEqual(arrivals, ['first', 'newer', 'older']);
   } finally {
     await b.stop();
     frontEnd.close();

@@ -144,6 +144,12 @@ export function haproxyConfig(l: BalancerLayout): string {
     '  default_backend direct',
     `backend ${QUERIES}`,
     `  timeout queue ${Math.max(1, Math.round(l.queueMs))}ms`,
+    // Newest first (Facebook's adaptive LIFO): under overload the queue is always full to its
+    // budget, and in arrival order every answered query would first wait out most of it; the
+    // newest served first wait little, and the oldest, past saving, are the ones refused.
+    // The class is the arrival's millisecond in a 2.048 s cycle, negated (lower goes first);
+    // at each wrap the queries of the last queue budget are briefly out of order.
+    '  http-request set-priority-class date(0,ms),mod(2048),neg',
     `  errorfile 503 ${path.join(l.dir, 'refused.http')}`,
     // With no front end running, a query is not over capacity: 503 at once, not a 429 after the queue budget.
     `  http-request return status 503 errorfile ${path.join(l.dir, 'unavailable.http')} if { nbsrv eq 0 }`,
