@@ -40,7 +40,7 @@ test('the balancer config: queries queue behind in-flight × replicas with the q
 
 test('the adaptive in-flight limit grows with the headroom under its target while queries wait, by one near it, is cut by a quarter over it, and holds when idle or in bounds', () => {
   const cfg = defaultConcurrencyLimit(50); // p95 target 25 ms, growth below 20 ms
-  const step = (limit: number, p95Ms: number, queued: number, answered = 100) => nextLimit({ at: 0, p95Ms, answered, queued }, { limit }, cfg).state.limit;
+  const step = (limit: number, p95Ms: number, queued: number, answered = 100, balancerMeanMs = 0) => nextLimit({ at: 0, p95Ms, answered, queued, balancerMeanMs }, { limit }, cfg).state.limit;
   assert.equal(step(4, 10, 3), 6, 'waiting and at half the growth bound: half as much again (the most one period grows)');
   assert.equal(step(10, 16, 3), 12, 'waiting at 80% of the bound: a quarter more (20/16)');
   assert.equal(step(10, 19, 3), 11, 'waiting just under the bound: at least one more');
@@ -50,6 +50,8 @@ test('the adaptive in-flight limit grows with the headroom under its target whil
   assert.equal(step(1, 80, 3), 1, 'never below the minimum');
   assert.equal(step(60, 2, 9), 64, 'never above the maximum');
   assert.equal(step(8, 80, 3, 0), 8, 'no answers in the period: no p95 to go by');
+  assert.equal(step(8, 10, 3, 100, 40), 6, "the front ends look fast but the balancer waits 40 ms on them (queries unparsed in their sockets): cut");
+  assert.equal(step(8, 10, 3, 100, 22), 8, 'the slower view in the settling band: hold');
   // A saturated front end whose p95 grows with what it holds (Little's law: 2.5 ms a query here)
   // climbs from 4 to the settling band in a few periods, and a slow spell brings it back down.
   let limit = 4;

@@ -286,7 +286,7 @@ export class HaproxyBalancer {
     return this.layout.inflightPerReplica;
   }
 
-  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number }> {
+  async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number; meanResponseMs: number }> {
     const csv = (await runtimeCommand(this.socket, 'show stat')).split('\n');
     const header = csv[0].replace(/^# /, '').split(',');
     const row = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === SERVER);
@@ -294,7 +294,8 @@ export class HaproxyBalancer {
     const backend = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === 'BACKEND')!;
     const get = (fields: string[], name: string) => Number(fields[header.indexOf(name)]);
     // Queries wait in the backend's queue (no server is theirs yet).
-    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'econ'), forwarded: get(row, 'stot') };
+    // rtime: the mean time from a query sent to a front end to its answer's head, over the last 1,024.
+    return { inflightLimit: get(row, 'slim'), queued: get(backend, 'qcur'), refused: get(backend, 'econ'), forwarded: get(row, 'stot'), meanResponseMs: get(row, 'rtime') || 0 };
   }
 
   async stop(): Promise<void> {

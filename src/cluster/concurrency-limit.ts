@@ -25,6 +25,13 @@ export interface ConcurrencyObservation {
   at: number;
   /** The front ends' p95 over the period (ms; the slowest replica's). */
   p95Ms: number;
+  /**
+   * The balancer's mean response time from the front ends (ms, HAProxy's, over its last 1,024
+   * queries). It includes what the front ends' own histograms cannot see: queries standing in
+   * their socket buffers before they are parsed, which under CPU contention (8x overload on two
+   * cores) grew the client's p99 to 144 ms while their p95 read under 20.
+   */
+  balancerMeanMs: number;
   /** Answers in the period: none, and there is no p95 to go by. */
   answered: number;
   /** Queries waiting in its queue now. */
@@ -48,13 +55,16 @@ export function defaultConcurrencyLimit(slaP99Ms: number): ConcurrencyLimitConfi
 export function nextLimit(obs: ConcurrencyObservation, state: ConcurrencyState, cfg: ConcurrencyLimitConfig): { state: ConcurrencyState; reason: string } {
   const { limit } = state;
   if (obs.answered === 0) return { state, reason: 'no answers since the last look' };
-  if (obs.p95Ms > cfg.targetMs) {
+  // The slower of the two views: the front ends' p95, or the balancer's mean where queries wait unseen in front of them.
+  const ms = Math.max(obs.p95Ms, obs.balancerMeanMs);
+  const seen = obs.p95Ms >= obs.balancerMeanMs ? `the front ends' p95 is ${ms.toFixed(1)} ms` : `the balancer's mean response time is ${ms.toFixed(1)} ms`;
+  if (ms > cfg.targetMs) {
     const cut = Math.max(cfg.min, Math.floor(limit * cfg.backoff));
-    return { state: { limit: cut }, reason: `the front ends' p95 is ${obs.p95Ms.toFixed(1)} ms, over the ${cfg.targetMs} ms target` };
+    return { state: { limit: cut }, reason: `${seen}, over the ${cfg.targetMs} ms target` };
   }
-  if (obs.queued > 0 && obs.p95Ms <= GROW_BELOW * cfg.targetMs && limit < cfg.max) {
-    const aimed = Math.floor(limit * Math.min(MAX_GROWTH, (GROW_BELOW * cfg.targetMs) / Math.max(obs.p95Ms, 1e-3)));
-    return { state: { limit: Math.min(cfg.max, Math.max(limit + 1, aimed)) }, reason: `${obs.queued} waiting and the front ends' p95 is ${obs.p95Ms.toFixed(1)} ms, under the ${cfg.targetMs} ms target` };
+  if (obs.queued > 0 && ms <= GROW_BELOW * cfg.targetMs && limit < cfg.max) {
+    const aimed = Math.floor(limit * Math.min(MAX_GROWTH, (GROW_BELOW * cfg.targetMs) / Math.max(ms, 1e-3)));
+    return { state: { limit: Math.min(cfg.max, Math.max(limit + 1, aimed)) }, reason: `${obs.queued} waiting and ${seen}, under the ${cfg.targetMs} ms target` };
   }
   return { state, reason: 'within the target' };
 }

@@ -299,7 +299,8 @@ export class LocalSupervisor {
         answered += w.count;
         p95 = Math.max(p95, 1000 * w.p95);
       }
-      return { at: Date.now(), p95Ms: p95, answered, queued: (await haproxy.stats()).queued };
+      const { queued, meanResponseMs } = await haproxy.stats();
+      return { at: Date.now(), p95Ms: p95, answered, queued, balancerMeanMs: meanResponseMs };
     };
     const timer = setInterval(() => {
       this.balancerUpdate = this.balancerUpdate
