@@ -17,7 +17,9 @@
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per overload step (6),
  * FRONT_END_CPUS (0.5), MULTIPLES (1,2,4,8), BALANCER_INFLIGHT and BALANCER_QUEUE_MS (serve's
- * --balancer-inflight and --balancer-queue-ms; default serve's own).
+ * --balancer-inflight and --balancer-queue-ms; default serve's own), SHARDS (0: the monolith;
+ * N: a disaggregated deployment instead, N shards in hotness order and a router with the dense
+ * half, every replica at FRONT_END_CPUS).
  */
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
@@ -26,18 +28,24 @@ import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { renderTable } from '../src/util/format.ts';
 import { processCpuSeconds } from '../src/util/process-stats.ts';
 import { findHaproxy } from '../src/cluster/balancer.ts';
-import { rm1Workload } from './rm1-workload.ts';
+import { writePlan } from '../src/plan/validate.ts';
+import { hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
 const STEP_S = Number(process.env.STEP_S ?? 6);
 const CPUS = Number(process.env.FRONT_END_CPUS ?? 0.5);
 const MULTIPLES = (process.env.MULTIPLES ?? '1,2,4,8').split(',').map(Number);
+const SHARDS = Number(process.env.SHARDS ?? 0);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-log(`model: RM1 shape, ${ROWS} rows × 10 tables, monolithic front end limited to ${CPUS} CPU; SLA p99 ≤ ${SLA_MS} ms`);
-const { config, modelDir, encoded, remove } = rm1Workload('overload', ROWS, 2000, 3);
+const { config, modelDir, profileFile, encoded, remove } = rm1Workload('overload', ROWS, 2000, 3);
+const planFile = path.join(path.dirname(modelDir), 'plan.json');
+if (SHARDS > 0) writePlan(planFile, hotnessRowWisePlan(config, SHARDS, profileFile));
+const shape = SHARDS > 0 ? `disaggregated (${SHARDS} shard${SHARDS > 1 ? 's' : ''} + router with the dense half), every replica` : 'monolithic front end';
+log(`model: RM1 shape, ${ROWS} rows × 10 tables, ${shape} limited to ${CPUS} CPU; SLA p99 ≤ ${SLA_MS} ms`);
 
 interface Deployment {
   label: string;
@@ -46,7 +54,7 @@ interface Deployment {
 }
 
 async function deploy(label: string, flags: string[]): Promise<Deployment> {
-  const served = await startServeProcess(['--model', modelDir, '--monolithic', '--sla-p99-ms', String(SLA_MS), '--replica-cpus', String(CPUS), '--drain-grace-ms', '0', ...flags], { stderr: 'inherit' });
+  const served = await startServeProcess(['--model', modelDir, ...(SHARDS > 0 ? ['--plan', planFile] : ['--monolithic']), '--sla-p99-ms', String(SLA_MS), '--replica-cpus', String(CPUS), '--drain-grace-ms', '0', ...flags], { stderr: 'inherit' });
   return { label, served, url: served.url };
 }
 
@@ -75,7 +83,8 @@ const cpuOf = (pids: number[]) => pids.reduce((s, pid) => s + processCpuSeconds(
  * deployment needs.
  */
 async function drained(d: Deployment): Promise<void> {
-  const metrics = `http://127.0.0.1:${d.served.replicas[0].metricsPort}`;
+  const front = d.served.replicas.find((r) => r.role === 'router' || r.role === 'monolithic')!;
+  const metrics = `http://127.0.0.1:${front.metricsPort}`;
   for (let i = 0; i < 600 && (await scrapeMetric(metrics, 'shardwise_inflight_requests')) > 0; i++) await new Promise((r) => setTimeout(r, 100));
 }
 
@@ -135,7 +144,7 @@ try {
   const maxAfter = await searchMax(Math.max(50, Math.round(maxQps / 2)), 'after the steps');
   const capacity = Math.max(maxQps, maxAfter);
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-  console.log(`\nbench:overload — monolithic front end at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step`);
+  console.log(`\nbench:overload — ${shape} at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step`);
   console.log(
     renderTable(
       ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query'],
