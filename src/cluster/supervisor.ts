@@ -364,12 +364,17 @@ export class LocalSupervisor {
     const plan = this.opts.plan && this.withOrderedTables(this.opts.plan);
     const admission = this.opts.admission !== undefined ? this.opts.admission : this.opts.balancer ? null : admissionForSla(DEFAULT_SLA_P99_MS, coalesce?.maxDelayMs);
     try {
-      this.publicPort = this.opts.port || (await freePort());
-      // With a balancer the front ends share a loopback port of their own behind it.
-      const port = this.opts.balancer ? await freePort() : this.publicPort;
-      const frontEnd = { port, coalesce, limits, admission };
-      if (!plan) await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, rows, metricsPort: 0, ...frontEnd }));
-      else {
+      // Ports found free are taken only when the front ends bind them: found just before those start, not before the shards' seconds of start-up, so little else on the machine can take them meanwhile.
+      const frontEndPort = async () => {
+        this.publicPort = this.opts.port || (await freePort());
+        // With a balancer the front ends share a loopback port of their own behind it.
+        return this.opts.balancer ? await freePort() : this.publicPort;
+      };
+      let port = 0;
+      if (!plan) {
+        port = await frontEndPort();
+        await this.startGroup('model', 1, (replica) => ({ role: 'monolithic', service: 'model', replica, modelDir, rows, metricsPort: 0, port, coalesce, limits, admission }));
+      } else {
         const starts: Promise<unknown>[] = plan.shards.map((s, shard) =>
           this.startGroup(s.name, s.replicas, (replica) => ({ role: 'shard', service: s.name, replica, modelDir, rows, metricsPort: 0, plan, shard })),
         );
@@ -378,7 +383,8 @@ export class LocalSupervisor {
         }
         await Promise.all(starts);
         const addresses = this.internalAddresses(plan);
-        await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, rows, metricsPort: 0, plan, ...addresses, deadlineMs, ...frontEnd }));
+        port = await frontEndPort();
+        await this.startGroup('router', plan.router.replicas, (replica) => ({ role: 'router', service: 'router', replica, modelDir, rows, metricsPort: 0, plan, ...addresses, deadlineMs, port, coalesce, limits, admission }));
       }
       if (this.opts.balancer) {
         const layout = { ...this.opts.balancer, host: '127.0.0.1', port: this.publicPort, frontEndPort: port, replicas: this.groups.get(this.frontEnd)!.length, dir: this.socketDir, metricsPort: await freePort() };
@@ -434,12 +440,13 @@ export class LocalSupervisor {
       }, READY_TIMEOUT_MS);
       const onExit = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
-        reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} exited during start (${signal ?? `code ${code}`})`, 'its error is printed above'));
+        reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} exited during start (${signal ?? `code ${code}`})${failure ? `: ${failure}` : ''}`, 'its error is printed above'));
       };
+      let failure = '';
       child.once('exit', onExit);
       child.on('message', (m: ChildMessage) => {
         if (m.type === 'drained') return this.routerDrained(child.pid!, m.address);
-        if (m.type === 'failed') return; // the exit that follows rejects, after the child printed why
+        if (m.type === 'failed') return void (failure = m.message); // the exit that follows rejects, after the child printed why
         if (m.type !== 'ready') return;
         clearTimeout(timer);
         child.off('exit', onExit);
