@@ -215,19 +215,19 @@ try {
   const tsx = await measure('tsx');
   const MiB = 1 << 20;
   const fixed = (r: Row) => Math.max(0, r.rss - r.held);
+  const fixedPrivate = (r: Row) => Math.max(0, r.uss - r.held);
   console.log(`\nbench:replica — RM1 shape, ${ROWS} rows × ${T} tables, ${SHARDS} shards + dense service + router (cache ${cacheRows} rows/table), and the monolith; idle after ${SETTLE_S} s`);
   console.log(
     renderTable(
       ['role', 'RSS compiled', 'holds', 'fixed compiled', 'of which private', 'fixed tsx', 'compiled ÷ tsx', 'ready compiled', 'ready tsx'],
       compiled.map((c) => {
         const t = tsx.find((x) => x.role === c.role)!;
-        return [c.role, formatBytes(c.rss), formatBytes(c.held), formatBytes(fixed(c)), formatBytes(Math.max(0, c.uss - c.held)), formatBytes(fixed(t)), `${(fixed(c) / fixed(t)).toFixed(2)}x`, Number.isNaN(c.startMs) ? '-' : `${c.startMs.toFixed(0)} ms`, Number.isNaN(t.startMs) ? '-' : `${t.startMs.toFixed(0)} ms`];
+        return [c.role, formatBytes(c.rss), formatBytes(c.held), formatBytes(fixed(c)), formatBytes(fixedPrivate(c)), formatBytes(fixed(t)), `${(fixed(c) / fixed(t)).toFixed(2)}x`, Number.isNaN(c.startMs) ? '-' : `${c.startMs.toFixed(0)} ms`, Number.isNaN(t.startMs) ? '-' : `${t.startMs.toFixed(0)} ms`];
       }),
     ),
   );
-  const of = (role: string) => (fixed(compiled.find((r) => r.role === role)!) / MiB).toFixed(0);
-  const privateOf = (role: string) => { const r = compiled.find((x) => x.role === role)!; return (Math.max(0, r.uss - r.held) / MiB).toFixed(0); };
-  const idle = `idle shard ${of('shard')} MiB, router ${of('router')} MiB, dense ${of('dense')} MiB, monolith ${of('monolithic')} MiB, supervisor ${of('supervisor')} MiB (targets: shard ≤ 45, router ≤ 90, supervisor ≤ 60); private: shard ${privateOf('shard')} MiB, router ${privateOf('router')} MiB, supervisor ${privateOf('supervisor')} MiB`;
+  const of = (role: string, size = fixed) => (size(compiled.find((r) => r.role === role)!) / MiB).toFixed(0);
+  const idle = `idle shard ${of('shard')} MiB, router ${of('router')} MiB, dense ${of('dense')} MiB, monolith ${of('monolithic')} MiB, supervisor ${of('supervisor')} MiB (targets: shard ≤ 45, router ≤ 90, supervisor ≤ 60); private: shard ${of('shard', fixedPrivate)} MiB, router ${of('router', fixedPrivate)} MiB, supervisor ${of('supervisor', fixedPrivate)} MiB`;
   console.log(`\n${idle}`);
 
   const start = await shardStart();

@@ -4,7 +4,8 @@ import type { Batch } from '../model/batch.ts';
 import { encodeBinaryRequest } from '../protocol/oip.ts';
 import { LatencyRecorder } from '../util/latency.ts';
 import { Rng } from '../util/rng.ts';
-import { type Outcome, type Sender, outcomeOf, rawHttpSender } from './raw-http-sender.ts';
+import { rawHttpSender } from './raw-http-sender.ts';
+import { type Outcome, type Sender, outcomeOf } from './sender.ts';
 
 export interface LoadTarget {
   url: string;

@@ -1,15 +1,5 @@
 import * as net from 'node:net';
-
-/** How a query ended, as the load generator counts it. */
-export type Outcome = 'ok' | 'rejected' | 'errors' | 'timeouts';
-
-/** Sends one query; calls `finish` exactly once. */
-export interface Sender {
-  send(query: { body: Buffer; headerLength: string }, finish: (outcome: Outcome, detail?: string) => void): void;
-  close(): Promise<void>;
-}
-
-export const outcomeOf = (status: number): Outcome => (status === 200 ? 'ok' : status === 429 ? 'rejected' : 'errors');
+import { type Outcome, type Sender, outcomeOf } from './sender.ts';
 
 const HEADER_END = Buffer.from('\r\n\r\n');
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
@@ -20,12 +10,9 @@ const MAX_CONNECTIONS = 512;
 
 type Finish = (outcome: Outcome, detail?: string) => void;
 
-/**
- * Where a chunked body that starts at `from` ends (past its last chunk and trailers), -1 while
- * it is incomplete, -2 if it is malformed.
- */
-export function chunkedBodyEnd(buf: Buffer, from: number): number {
-  let i = from;
+/** Where a chunked body ends in `buf` (past its last chunk and trailers), -1 while it is incomplete, -2 if it is malformed. */
+function chunkedBodyEnd(buf: Buffer): number {
+  let i = 0;
   for (;;) {
     const line = buf.indexOf('\r\n', i);
     if (line < 0) return -1;
@@ -52,9 +39,11 @@ class Connection {
   private bodyLeft = 0;
   private status = 0;
   private closeAfter = false;
+  /** Out of the pool (failed or closed): it leaves once, though an error is followed by a close. */
+  private closed = false;
   readonly socket: net.Socket;
 
-  constructor(host: string, port: number, private readonly idle: (c: Connection) => void, private readonly gone: (c: Connection) => void) {
+  constructor(host: string, port: number, private readonly idle: (c: Connection) => void, private readonly removed: (c: Connection) => void) {
     this.socket = net.connect(port, host);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d) => this.onData(d));
@@ -100,7 +89,7 @@ class Connection {
     }
     if (this.reading === 'chunked') {
       const body = this.pending ? Buffer.concat([this.pending, d]) : d;
-      const end = chunkedBodyEnd(body, 0);
+      const end = chunkedBodyEnd(body);
       if (end === -2) return this.fail('a malformed chunked body');
       if (end === -1) return void (this.pending = body);
       this.pending = null;
@@ -119,7 +108,9 @@ class Connection {
   }
 
   private fail(reason: string): void {
-    this.gone(this);
+    if (this.closed) return;
+    this.closed = true;
+    this.removed(this);
     if (!this.socket.destroyed) this.socket.destroy();
     const finish = this.finish;
     this.finish = null;

@@ -276,22 +276,24 @@ export class HaproxyBalancer {
     }
   }
 
-  /**
-   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals
-   * and the queries it passed on. HAProxy counts a refusal as the connection error it is inside
-   * (a query that found no front end in time, answered with the 429 error file): the backend's
-   * `econ`; a hung front end's 504s are response errors, not refusals.
-   */
+  /** The in-flight limit per front-end replica now. */
   get inflightPerReplica(): number {
     return this.layout.inflightPerReplica;
   }
 
+  /**
+   * The balancer's counters for queries: the in-flight limit, queries waiting now, its refusals,
+   * the queries it passed on and their mean response time. HAProxy counts a refusal as the
+   * connection error it is inside (a query that found no front end in time, answered with the
+   * 429 error file): the backend's `econ`; a hung front end's 504s are response errors, not refusals.
+   */
   async stats(): Promise<{ inflightLimit: number; queued: number; refused: number; forwarded: number; meanResponseMs: number }> {
-    const csv = (await runtimeCommand(this.socket, 'show stat')).split('\n');
-    const header = csv[0].replace(/^# /, '').split(',');
-    const row = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === SERVER);
-    if (!row) throw new ShardwiseError(ErrorCodes.SERVICE, 'haproxy did not report its queries backend');
-    const backend = csv.map((l) => l.split(',')).find((f) => f[0] === QUERIES && f[1] === 'BACKEND')!;
+    const [head, ...lines] = (await runtimeCommand(this.socket, 'show stat')).split('\n');
+    const header = head.replace(/^# /, '').split(',');
+    const rows = lines.map((l) => l.split(','));
+    const row = rows.find((f) => f[0] === QUERIES && f[1] === SERVER);
+    const backend = rows.find((f) => f[0] === QUERIES && f[1] === 'BACKEND');
+    if (!row || !backend) throw new ShardwiseError(ErrorCodes.SERVICE, 'haproxy did not report its queries backend');
     const get = (fields: string[], name: string) => Number(fields[header.indexOf(name)]);
     // Queries wait in the backend's queue (no server is theirs yet).
     // rtime: the mean time from a query sent to a front end to its answer's head, over the last 1,024.
