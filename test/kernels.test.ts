@@ -6,7 +6,10 @@ import { stampRowsNative, stampRowsTs } from '../src/kernels/stamp-rows.ts';
 import { TypeScriptMlp, linearForward } from '../src/kernels/mlp.ts';
 import { OnnxMlp } from '../src/kernels/mlp-onnx.ts';
 import { Rng } from '../src/util/rng.ts';
-import { maxAbsDiff, randomFloats } from './helpers.ts';
+import { maxAbsDiff, randomFloats, tempDir } from './helpers.ts';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 /** A sample-major CSR batch over T tables with bag sizes 0..maxBag. */
 function randomBags(rows: number, samples: number, T: number, maxBag: number, seed: number) {
@@ -155,4 +158,23 @@ test('onnxruntime MLP equals the TypeScript MLP (ReLU hidden, sigmoid last)', as
   } finally {
     await ort.close();
   }
+});
+
+test("onnxruntime's telemetry stays off: no device id, event store or /tmp log from a process that runs a session", () => {
+  const home = tempDir();
+  const tmp = tempDir();
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), TMPDIR: tmp };
+  // This test process imported mlp-onnx.ts already (and so set the variable): the child must start without it.
+  delete env.ORT_DISABLE_TELEMETRY;
+  const script = `import { OnnxMlp } from ${JSON.stringify(new URL('../src/kernels/mlp-onnx.ts', import.meta.url).href)};
+const mlp = await OnnxMlp.create({ layers: [{ in: 2, out: 1, weight: new Float32Array(2), bias: new Float32Array(1) }], finalActivation: 'sigmoid' });
+await mlp.run(new Float32Array(2), 1);
+console.log(process.pid, process.env.ORT_DISABLE_TELEMETRY);`;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const [pid, setting] = run.stdout.trim().split(' ');
+  assert.equal(setting, '1');
+  assert.deepEqual(fs.readdirSync(home), [], 'nothing written under HOME (onnxruntime 1.29+ writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime)');
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('mat-debug')), []);
+  assert.ok(!fs.existsSync(`/tmp/mat-debug-${pid}.log`), `/tmp/mat-debug-${pid}.log was written`);
 });

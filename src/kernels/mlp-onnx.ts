@@ -1,3 +1,5 @@
+// First: it must run before onnxruntime-node initializes.
+import './onnxruntime-env.ts';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { activationOf, type Mlp, type MlpSpec } from './mlp.ts';
