@@ -12,21 +12,25 @@
  * cgroup CPU limit (FRONT_END_CPUS, default 0.5) so that the load generator on the same two
  * cores has room to send; where cgroups can't be written it runs unlimited (serve warns) and
  * the table says what was actually sent. The load generator's own CPU per query is printed, and
- * the balancer's (HAProxy shares the two cores too). Without haproxy installed the balancer's
+ * the balancer's (HAProxy shares the two cores too), and the share of the machine's CPU the
+ * hypervisor stole during each step and each max search (a shared VM's noise, in the open). Without haproxy installed the balancer's
  * rows are skipped, saying so.
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per overload step (6),
  * FRONT_END_CPUS (0.5), MULTIPLES (1,2,4,8), BALANCER_INFLIGHT and BALANCER_QUEUE_MS (serve's
  * --balancer-inflight and --balancer-queue-ms; default serve's own), SHARDS (0: the monolith;
  * N: a disaggregated deployment instead, N shards in hotness order and a router with the dense
- * half, every replica at FRONT_END_CPUS).
+ * half, every replica at FRONT_END_CPUS), DEPLOYMENTS (which to run beside the one without
+ * admission control, on which the max is searched: any of adaptive,fixed,front-end; all by
+ * default), BALANCER_TARGETS_MS (e.g. 30,35: one more adaptive balancer per value, its
+ * --balancer-target-ms, beside the default's half of the SLA).
  */
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
 import { startServeProcess, type ServeProcess } from '../src/bench/serve-process.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { renderTable } from '../src/util/format.ts';
-import { processCpuSeconds } from '../src/util/process-stats.ts';
+import { machineCpuTicks, processCpuSeconds, stealShare } from '../src/util/process-stats.ts';
 import { findHaproxy } from '../src/cluster/balancer.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
@@ -51,11 +55,13 @@ interface Deployment {
   label: string;
   served: ServeProcess;
   url: string;
+  /** Behind HAProxy (whose CPU its rows report). */
+  balanced: boolean;
 }
 
 async function deploy(label: string, flags: string[]): Promise<Deployment> {
   const served = await startServeProcess(['--model', modelDir, ...(SHARDS > 0 ? ['--plan', planFile] : ['--monolithic']), '--sla-p99-ms', String(SLA_MS), '--replica-cpus', String(CPUS), '--drain-grace-ms', '0', ...flags], { stderr: 'inherit' });
-  return { label, served, url: served.url };
+  return { label, served, url: served.url, balanced: flags.includes('haproxy') };
 }
 
 /** The haproxy processes `serve` started (its grandchildren), whose CPU the balancer's rows report. */
@@ -75,6 +81,7 @@ function haproxyPids(servePid: number): number[] {
   const descends = (pid: number): boolean => pid > 1 && (parent.get(pid) === servePid || descends(parent.get(pid) ?? 0));
   return [...names].filter(([pid, name]) => name === 'haproxy' && descends(pid)).map(([pid]) => pid);
 }
+const pct = (x: number) => (Number.isNaN(x) ? '?' : `${(100 * x).toFixed(0)}%`);
 const cpuOf = (pids: number[]) => pids.reduce((s, pid) => s + processCpuSeconds(pid), 0);
 
 /**
@@ -97,9 +104,20 @@ const balancerFlags = [
 const NONE = 'no admission control';
 const haproxy = findHaproxy() !== null;
 if (!haproxy) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
+/** One after another: serve processes started at once would pick their free ports at once. */
+async function sequentially<T>(starts: (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = [];
+  for (const start of starts) out.push(await start());
+  return out;
+}
+const KINDS = new Set((process.env.DEPLOYMENTS ?? 'adaptive,fixed,front-end').split(','));
+const TARGETS_MS = (process.env.BALANCER_TARGETS_MS ?? '').split(',').filter(Boolean).map(Number);
+const balanced = (label: string, flags: string[]) => deploy(label, ['--balancer', 'haproxy', ...balancerFlags, ...flags]);
 const deployments = [
-  ...(haproxy ? [await deploy(BALANCER, ['--balancer', 'haproxy', ...balancerFlags]), await deploy(FIXED, ['--balancer', 'haproxy', '--no-balancer-adaptive', ...balancerFlags])] : []),
-  await deploy('admission in the front end', []),
+  ...(haproxy && KINDS.has('adaptive') ? [await balanced(BALANCER, [])] : []),
+  ...(haproxy ? await sequentially(TARGETS_MS.map((ms) => () => balanced(`balancer, target ${ms} ms`, ['--balancer-target-ms', String(ms)]))) : []),
+  ...(haproxy && KINDS.has('fixed') ? [await balanced(FIXED, ['--no-balancer-adaptive'])] : []),
+  ...(KINDS.has('front-end') ? [await deploy('admission in the front end', [])] : []),
   await deploy(NONE, ['--no-admission']),
 ];
 const noAdmission = deployments.find((d) => d.label === NONE)!;
@@ -115,26 +133,29 @@ try {
   log(`measuring the max QPS under the SLA (without admission control: its capacity, not its refusals), over ${STEP_S} s steps as the overload steps run…`);
   const searchMax = async (startQps: number, when: string) => {
     for (const d of deployments) await drained(d);
+    const ticks = machineCpuTicks();
     const { maxQps } = await findMaxQps(target(noAdmission), encoded, { slaP99Ms: SLA_MS, stepS: STEP_S, timeoutMs: 10_000, warmupS: 1, startQps, onProgress: (l) => log(`[max ${when}] ${l.trim()}`) });
-    log(`max QPS under the ${SLA_MS} ms SLA ${when}: ${maxQps.toFixed(0)}`);
+    log(`max QPS under the ${SLA_MS} ms SLA ${when}: ${maxQps.toFixed(0)} (the hypervisor stole ${pct(stealShare(ticks, machineCpuTicks()))} of the machine's CPU meanwhile)`);
     return maxQps;
   };
   const maxQps = await searchMax(50, 'before the steps');
   if (maxQps <= 0) throw new Error('the front end met the SLA at no rate tried');
 
-  const rows: { multiple: number; d: Deployment; run: RunResult; health: HealthProbeResult; loadCpuMsPerQuery: number; balancerMsPerQuery: number | null }[] = [];
+  const rows: { multiple: number; d: Deployment; run: RunResult; health: HealthProbeResult; loadCpuMsPerQuery: number; balancerMsPerQuery: number | null; steal: number }[] = [];
   for (const multiple of MULTIPLES) {
     for (const d of deployments) {
       for (const other of deployments) await drained(other);
       const probe = probeHealth(`${d.url}/v2/health/ready`, 25);
-      const balancer = d.label === BALANCER || d.label === FIXED ? haproxyPids(d.served.child.pid!) : [];
+      const balancer = d.balanced ? haproxyPids(d.served.child.pid!) : [];
       const balancer0 = cpuOf(balancer);
       const cpu0 = process.cpuUsage();
+      const ticks = machineCpuTicks();
       const run = await runOpenLoop(target(d), encoded, { qps: multiple * maxQps, durationS: STEP_S, timeoutMs: 5000, warmupS: 1, slaMs: SLA_MS });
       const cpu = process.cpuUsage(cpu0);
+      const steal = stealShare(ticks, machineCpuTicks());
       const health = await probe.stop();
       const balancerMsPerQuery = balancer.length ? (1000 * (cpuOf(balancer) - balancer0)) / Math.max(1, run.sent) : null;
-      rows.push({ multiple, d, run, health, loadCpuMsPerQuery: (cpu.user + cpu.system) / 1000 / Math.max(1, run.sent), balancerMsPerQuery });
+      rows.push({ multiple, d, run, health, loadCpuMsPerQuery: (cpu.user + cpu.system) / 1000 / Math.max(1, run.sent), balancerMsPerQuery, steal });
       log(`[${multiple}x ${d.label}] sent ${run.sent}, ok ${run.ok} (${run.okWithinSla} within the SLA), refused ${run.rejected}, failed ${run.errors + run.timeouts}, p99 ${run.latency.p99Ms.toFixed(1)} ms, health p99 ${health.latency.p99Ms.toFixed(1)} ms`);
     }
   }
@@ -143,12 +164,11 @@ try {
   // run again after the steps, and goodput is counted against the higher of the two.
   const maxAfter = await searchMax(Math.max(50, Math.round(maxQps / 2)), 'after the steps');
   const capacity = Math.max(maxQps, maxAfter);
-  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   console.log(`\nbench:overload — ${shape} at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step`);
   console.log(
     renderTable(
-      ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query'],
-      rows.map(({ multiple, d, run, health, loadCpuMsPerQuery, balancerMsPerQuery }) => [
+      ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query', 'VM steal'],
+      rows.map(({ multiple, d, run, health, loadCpuMsPerQuery, balancerMsPerQuery, steal }) => [
         `${multiple}x`,
         d.label,
         (multiple * maxQps).toFixed(0),
@@ -163,6 +183,7 @@ try {
         health.failures,
         loadCpuMsPerQuery.toFixed(3),
         balancerMsPerQuery?.toFixed(3) ?? '',
+        pct(steal),
       ]),
     ),
   );

@@ -26,7 +26,8 @@ test('the balancer config: queries queue behind in-flight × replicas with the q
   const cfg = haproxyConfig(layout);
   assert.match(cfg, /bind 127\.0\.0\.1:8080/);
   assert.match(cfg, /use_backend queries if METH_POST \{ path_end \/infer \}/);
-  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}http-request set-priority-class date\(0,ms\),mod\(2048\),neg\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
+  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}http-request set-priority-class date\(0,ms\),mod\(2048\),neg\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}retry-on conn-failure empty-response\n {2}retries 3\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
+  assert.match(cfg, /tune\.bufsize 65536\n/, 'a whole RM1 query fits a buffer, so it can be retried');
   assert.match(cfg, /backend direct\n {2}server front 127\.0\.0\.1:9090\n/, 'health and metadata: no in-flight limit, no queue');
   assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 4 disabled\n/, 'never 0, which haproxy reads as unlimited; no front end: in maintenance');
   assert.match(cfg, /http-request return status 503 errorfile \/run\/sw\/unavailable\.http if \{ nbsrv eq 0 \}/);
@@ -191,6 +192,23 @@ test('behind the balancer: queries and health pass through, its in-flight limit 
     c.on('error', () => resolve(true));
   });
   assert.ok(refused, 'the public port closed with the deployment');
+});
+
+test('a front-end replica killed under load behind the balancer loses no query: the balancer sends what it had in flight there again, to the other replica', { skip: noHaproxy }, async () => {
+  // A queue budget long enough that the replacement's start-up, sharing the two cores, refuses nothing: every query must be answered.
+  const sup = await deployments.serve({ modelDir, plan: null, balancer: { inflightPerReplica: 8, queueMs: 500, adaptive: null } });
+  try {
+    await sup.scale('model', 2);
+    const victim = sup.replicas().find((r) => r.service === 'model')!.pid;
+    const load = run(sup, 300, 3);
+    setTimeout(() => process.kill(victim, 'SIGKILL'), 1500);
+    const r = await load;
+    assert.ok(!sup.replicas().some((x) => x.pid === victim), 'the killed replica was replaced');
+    assert.equal(r.errors + r.timeouts + r.rejected, 0, `failed ${r.errors}, timed out ${r.timeouts}, refused ${r.rejected} of ${r.sent}`);
+    assert.equal(r.ok, r.sent);
+  } finally {
+    await deployments.stop(sup);
+  }
 });
 
 test('SIGKILL of serve takes the balancer with it: the public port closes', { skip: noHaproxy }, async () => {

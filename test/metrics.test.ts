@@ -10,6 +10,8 @@ import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
 import { tempDir } from './helpers.ts';
 import { testDeployments } from './deployments.ts';
+import { ServiceMetrics } from '../src/serving/metrics.ts';
+import { bucketsOf, p95Between } from '../src/cluster/histogram-quantile.ts';
 
 const dir = tempDir();
 const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
@@ -44,5 +46,16 @@ test('every replica\'s /metrics passes promtool, event-loop lag reads in seconds
     assert.equal(await scrapeMetric(`http://127.0.0.1:${back.metricsPort}`, 'shardwise_rows_held'), 1001 + 37 + 2003 - (plan.shards[0].pieces.reduce((s, p) => s + p.rowEnd - p.rowStart, 0)));
   } finally {
     await deployments.stop(sup);
+  }
+});
+
+test("a front end's p95 read off its latency histogram lands within 10% of the true p95 between 10 and 100 ms (the balancer's limit and the autoscaler act on it)", async () => {
+  // Uniform answer times over [lo, hi): the true p95 is lo + 0.95 (hi - lo).
+  for (const [lo, hi] of [[5, 13], [8, 21], [15, 26], [20, 45], [40, 90]]) {
+    const metrics = new ServiceMetrics('monolithic');
+    for (let i = 0; i < 2000; i++) metrics.duration.observe({ service: 'monolithic', stage: 'total' }, (lo + ((hi - lo) * (i + 0.5)) / 2000) / 1000);
+    const p95Ms = 1000 * p95Between(undefined, bucketsOf(await metrics.registry.metrics(), 'shardwise_request_duration_seconds', 'total')!);
+    const truth = lo + 0.95 * (hi - lo);
+    assert.ok(Math.abs(p95Ms - truth) <= 0.1 * truth, `answers uniform over [${lo}, ${hi}) ms: p95 ${truth.toFixed(1)} ms read as ${p95Ms.toFixed(1)} ms`);
   }
 });

@@ -53,11 +53,11 @@ export function balancedScaling<S extends Pick<ScalingSettings, 'frontEndMetric'
  * The balancer for a p99 SLA: a quarter of it for waiting in the balancer's queue (as admission
  * control's budget), the rest for the batch and the network; the flags' values where given.
  */
-export function balancerForSla(slaP99Ms: number, given: { inflightPerReplica?: number; queueMs?: number; adaptive?: boolean } = {}): BalancerOptions {
+export function balancerForSla(slaP99Ms: number, given: { inflightPerReplica?: number; queueMs?: number; adaptive?: boolean; targetMs?: number } = {}): BalancerOptions {
   return {
     inflightPerReplica: given.inflightPerReplica ?? DEFAULT_BALANCER_INFLIGHT,
     queueMs: given.queueMs ?? slaP99Ms / 4,
-    adaptive: given.adaptive === false ? null : defaultConcurrencyLimit(slaP99Ms),
+    adaptive: given.adaptive === false ? null : defaultConcurrencyLimit(slaP99Ms, given.targetMs),
   };
 }
 
@@ -83,6 +83,9 @@ export interface BalancerLayout extends BalancerOptions {
 /** The balancer's backend of queries (the others, health and metadata, go straight through). */
 const QUERIES = 'queries';
 const SERVER = 'front';
+
+/** HAProxy's buffer per direction of a stream: a query's whole request must fit for it to be retried. */
+export const BUFFER_BYTES = 65536;
 
 const inflightLimit = (l: Pick<BalancerLayout, 'inflightPerReplica' | 'replicas'>) => l.inflightPerReplica * Math.max(1, l.replicas);
 
@@ -126,6 +129,8 @@ export function haproxyConfig(l: BalancerLayout): string {
     '  maxconn 4096',
     // One thread: the balancer shares the machine with the services it fronts.
     '  nbthread 1',
+    // A query must fit one buffer to be retried (below): RM1's batch of 8 is ~41 KB.
+    `  tune.bufsize ${BUFFER_BYTES}`,
     `  stats socket ${path.join(l.runDir ?? l.dir, 'haproxy.sock')} mode 600 level admin`,
     'defaults',
     '  mode http',
@@ -155,6 +160,11 @@ export function haproxyConfig(l: BalancerLayout): string {
     `  http-request return status 503 errorfile ${path.join(l.dir, 'unavailable.http')} if { nbsrv eq 0 }`,
     // Idle connections to the front ends serve any client's next query (they are stateless).
     '  http-reuse always',
+    // A front end that dies with queries in flight closes their connections unanswered: an
+    // inference has no side effect, so each is sent again, on a new connection the kernel gives
+    // a live replica (the shared port). Not on a timeout: a hung front end gets its 504.
+    '  retry-on conn-failure empty-response',
+    '  retries 3',
     `  server ${SERVER} ${front} maxconn ${inflightLimit(l)}${l.replicas === 0 ? ' disabled' : ''}`,
     'backend direct',
     `  server ${SERVER} ${front}`,

@@ -47,9 +47,9 @@ const GROW_BELOW = 0.8;
 /** The most one period multiplies the limit by (the p95 of a period is noisy; a lucky one must not overshoot far). */
 const MAX_GROWTH = 1.5;
 
-export function defaultConcurrencyLimit(slaP99Ms: number): ConcurrencyLimitConfig {
+export function defaultConcurrencyLimit(slaP99Ms: number, targetMs = slaP99Ms / 2): ConcurrencyLimitConfig {
   // A quarter of the SLA waits in the balancer's queue; a p95 answer of half leaves the p99 room in the rest.
-  return { targetMs: slaP99Ms / 2, min: 1, max: 64, backoff: 0.75, periodMs: 500 };
+  return { targetMs, min: 1, max: 64, backoff: 0.75, periodMs: 500 };
 }
 
 export function nextLimit(obs: ConcurrencyObservation, state: ConcurrencyState, cfg: ConcurrencyLimitConfig): { state: ConcurrencyState; reason: string } {

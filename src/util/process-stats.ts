@@ -82,3 +82,20 @@ export function mappedFileMemory(pid: number, dir: string): { rss: number; pss: 
   }
   return out;
 }
+
+/** The machine's CPU time so far (all CPUs, in clock ticks) and of that what the hypervisor gave other guests (steal), from /proc/stat; null off Linux. */
+export function machineCpuTicks(): { total: number; steal: number } | null {
+  try {
+    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is counted in user already.
+    return { total: fields.slice(0, 8).reduce((s, v) => s + v, 0), steal: fields[7] ?? 0 };
+  } catch {
+    return null;
+  }
+}
+
+/** The share of the machine's CPU time stolen by the hypervisor between two readings (NaN where unknown). */
+export function stealShare(before: ReturnType<typeof machineCpuTicks>, after: ReturnType<typeof machineCpuTicks>): number {
+  if (!before || !after || after.total <= before.total) return NaN;
+  return (after.steal - before.steal) / (after.total - before.total);
+}

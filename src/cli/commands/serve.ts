@@ -52,6 +52,7 @@ interface ServeOptions extends ScalingSettings {
   balancerInflight: number;
   balancerQueueMs?: number;
   balancerAdaptive: boolean;
+  balancerTargetMs?: number;
 }
 
 /**
@@ -110,6 +111,7 @@ export function registerServe(program: Command): void {
     .option('--balancer <kind>', "what listens on the public port: 'none' (the front ends themselves) or 'haproxy', which gives each front-end replica --balancer-inflight queries at once and answers 429 to one that waited --balancer-queue-ms, in C, outside the front ends' CPU (refusing in Node costs the front end ~0.12 ms a query); needs haproxy installed", oneOf(['none', 'haproxy'] as const), 'none')
     .option('--balancer-inflight <n>', 'with --balancer haproxy: queries one front-end replica is given at once (to start with, unless --no-balancer-adaptive); the rest wait in the balancer', positiveInt, DEFAULT_BALANCER_INFLIGHT)
     .option('--no-balancer-adaptive', 'with --balancer haproxy: keep --balancer-inflight fixed instead of moving it every 500 ms with the slower of the front ends\' p95 and the balancer\'s mean response time (while queries wait and that is under 80% of half of --sla-p99-ms, up in proportion to the headroom, at most x1.5; over half, a quarter fewer)')
+    .option('--balancer-target-ms <ms>', 'with the adaptive limit: the answer time (ms) it holds the front ends under (default: half of --sla-p99-ms)', positiveNumber)
     .option('--balancer-queue-ms <ms>', 'with --balancer haproxy: how long a query may wait in the balancer before it gets 429 (default: a quarter of --sla-p99-ms)', positiveNumber)
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
     .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
@@ -131,7 +133,7 @@ export function registerServe(program: Command): void {
     // CPU limits: one for every replica, else each role's from the cost model (as the pods' limits in `manifests`), else none.
     const cpus = opts.replicaCpus;
     const replicaCpus = cpus !== undefined ? { shard: cpus, dense: cpus, router: cpus, monolithic: cpus } : cost ? roleCpus(cost, plan) : undefined;
-    const balancer = opts.balancer === 'haproxy' ? balancerForSla(opts.slaP99Ms, { inflightPerReplica: opts.balancerInflight, queueMs: opts.balancerQueueMs, adaptive: opts.balancerAdaptive }) : null;
+    const balancer = opts.balancer === 'haproxy' ? balancerForSla(opts.slaP99Ms, { inflightPerReplica: opts.balancerInflight, queueMs: opts.balancerQueueMs, adaptive: opts.balancerAdaptive, targetMs: opts.balancerTargetMs }) : null;
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows, balancer });
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
