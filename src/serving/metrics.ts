@@ -32,7 +32,7 @@ export class ServiceMetrics {
       name: 'shardwise_request_duration_seconds',
       help: 'Time per request and per stage (total, bucketize, fanout, gather, dense)',
       labelNames: ['service', 'stage'],
-      // Steps of at most 1.33x from 5 to 100 ms, where SLAs lie: the balancer's limit and the
+      // Steps of at most 1.33x from 7.5 to 100 ms, where SLAs lie: the balancer's limit and the
       // autoscaler act on a p95 interpolated inside one bucket, and with 10-25-50 ms buckets a
       // true p95 of 12.6 ms read as 23 (test/metrics.test.ts), so the limit, meant to hold the
       // front ends at 25 ms, stopped growing far under it.
