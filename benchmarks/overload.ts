@@ -104,22 +104,18 @@ const balancerFlags = [
 const NONE = 'no admission control';
 const haproxy = findHaproxy() !== null;
 if (!haproxy) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
-/** One after another: serve processes started at once would pick their free ports at once. */
-async function sequentially<T>(starts: (() => Promise<T>)[]): Promise<T[]> {
-  const out: T[] = [];
-  for (const start of starts) out.push(await start());
-  return out;
-}
 const KINDS = new Set((process.env.DEPLOYMENTS ?? 'adaptive,fixed,front-end').split(','));
 const TARGETS_MS = (process.env.BALANCER_TARGETS_MS ?? '').split(',').filter(Boolean).map(Number);
-const balanced = (label: string, flags: string[]) => deploy(label, ['--balancer', 'haproxy', ...balancerFlags, ...flags]);
-const deployments = [
-  ...(haproxy && KINDS.has('adaptive') ? [await balanced(BALANCER, [])] : []),
-  ...(haproxy ? await sequentially(TARGETS_MS.map((ms) => () => balanced(`balancer, target ${ms} ms`, ['--balancer-target-ms', String(ms)]))) : []),
-  ...(haproxy && KINDS.has('fixed') ? [await balanced(FIXED, ['--no-balancer-adaptive'])] : []),
-  ...(KINDS.has('front-end') ? [await deploy('admission in the front end', [])] : []),
-  await deploy(NONE, ['--no-admission']),
-];
+const balanced = (flags: string[]) => ['--balancer', 'haproxy', ...balancerFlags, ...flags];
+const specs: [label: string, flags: string[]][] = [];
+if (haproxy && KINDS.has('adaptive')) specs.push([BALANCER, balanced([])]);
+for (const ms of haproxy ? TARGETS_MS : []) specs.push([`balancer, target ${ms} ms`, balanced(['--balancer-target-ms', String(ms)])]);
+if (haproxy && KINDS.has('fixed')) specs.push([FIXED, balanced(['--no-balancer-adaptive'])]);
+if (KINDS.has('front-end')) specs.push(['admission in the front end', []]);
+specs.push([NONE, ['--no-admission']]);
+// One after another: serve processes started at once would pick their free ports at once.
+const deployments: Deployment[] = [];
+for (const [label, flags] of specs) deployments.push(await deploy(label, flags));
 const noAdmission = deployments.find((d) => d.label === NONE)!;
 const target = (d: Deployment) => ({ url: d.url, modelName: config.name });
 /** Every deployment warmed up before anything counts (JIT, the first onnxruntime runs, the rows' pages): a cold front end missed the SLA at 50 qps and the max search settled there. */

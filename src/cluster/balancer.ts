@@ -85,7 +85,7 @@ const QUERIES = 'queries';
 const SERVER = 'front';
 
 /** HAProxy's buffer per direction of a stream: a query's whole request must fit for it to be retried. */
-export const BUFFER_BYTES = 65536;
+const BUFFER_BYTES = 65536;
 
 const inflightLimit = (l: Pick<BalancerLayout, 'inflightPerReplica' | 'replicas'>) => l.inflightPerReplica * Math.max(1, l.replicas);
 

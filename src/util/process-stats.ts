@@ -15,14 +15,7 @@ export function processRss(pid: number): number {
  * processes (replicas of one shard mapping the same rows) count a share each, so a sum over
  * processes counts shared rows once. 0 where /proc does not have it.
  */
-export function processPss(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+export const processPss = (pid: number): number => rollupBytes(pid, ['Pss']);
 
 /**
  * Unique set size of a live process (/proc/PID/smaps_rollup's private pages, clean and dirty):
@@ -30,11 +23,13 @@ export function processPss(pid: number): number {
  * paged in by whatever a process runs, and rows mapped by several replicas — are left out, so
  * this is what one more replica adds to a machine already running one. 0 where /proc does not have it.
  */
-export function processUss(pid: number): number {
+export const processUss = (pid: number): number => rollupBytes(pid, ['Private_Clean', 'Private_Dirty']);
+
+/** The sum of some fields of /proc/PID/smaps_rollup, in bytes; 0 where /proc does not have it. */
+function rollupBytes(pid: number, fields: string[]): number {
   try {
     const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
-    return (kb('Private_Clean') + kb('Private_Dirty')) * 1024;
+    return fields.reduce((sum, field) => sum + Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0), 0) * 1024;
   } catch {
     return 0;
   }
