@@ -67,6 +67,17 @@ test('the adaptive in-flight limit grows with the headroom under its target whil
   assert.equal(limit, 19, 'far under the target: ×1.5 a period (4, 6, 9, 13, 19)');
 });
 
+test('the adaptive limit is cut at most once a period: the answers of the period after a cut were admitted under the old limit', () => {
+  const cfg = defaultConcurrencyLimit(50);
+  const observe = (at: number, p95Ms: number) => ({ at, p95Ms, answered: 100, queued: 5, balancerMeanMs: 0 });
+  const slow = nextLimit(observe(0, 36), { limit: 16 }, cfg).state;
+  assert.deepEqual(slow, { limit: 12, cutAt: 0 });
+  const held = nextLimit(observe(500, 27), slow, cfg).state;
+  assert.equal(held.limit, 12, 'the next period still slow: held, not cut to 9');
+  assert.equal(nextLimit(observe(1000, 27), held, cfg).state.limit, 9, 'slow a period later too: cut');
+  assert.equal(nextLimit(observe(500, 15), slow, cfg).state.limit, 16, 'fast after the cut: grows as before (12 × 20/15)');
+});
+
 test('haproxy accepts the rendered config', { skip: noHaproxy }, () => {
   const d = tempDir();
   for (const [file, text] of Object.entries(balancerErrorFiles(balancerForSla(50)))) fs.writeFileSync(path.join(d, file), text);

@@ -40,6 +40,13 @@ export interface ConcurrencyObservation {
 
 export interface ConcurrencyState {
   limit: number;
+  /**
+   * When the limit was last cut (ms, an observation's `at`). The next period's answers were
+   * mostly admitted under the old limit, so their p95 says nothing of the new one: that period
+   * cannot cut again (as TCP cuts its window once per round trip). Without it one slow spell cut
+   * 15 → 11 → 8 and the climb back by one a period took seconds.
+   */
+  cutAt?: number;
 }
 
 /** Grow while answers are at most this share of the target (a margin, so the limit settles instead of oscillating). */
@@ -59,12 +66,13 @@ export function nextLimit(obs: ConcurrencyObservation, state: ConcurrencyState, 
   const ms = Math.max(obs.p95Ms, obs.balancerMeanMs);
   const seen = obs.p95Ms >= obs.balancerMeanMs ? `the front ends' p95 is ${ms.toFixed(1)} ms` : `the balancer's mean response time is ${ms.toFixed(1)} ms`;
   if (ms > cfg.targetMs) {
+    if (state.cutAt !== undefined && obs.at - state.cutAt < 1.5 * cfg.periodMs) return { state, reason: `${seen}, over the ${cfg.targetMs} ms target, but those answers were admitted before the last cut` };
     const cut = Math.max(cfg.min, Math.floor(limit * cfg.backoff));
-    return { state: { limit: cut }, reason: `${seen}, over the ${cfg.targetMs} ms target` };
+    return { state: { limit: cut, cutAt: obs.at }, reason: `${seen}, over the ${cfg.targetMs} ms target` };
   }
   if (obs.queued > 0 && ms <= GROW_BELOW * cfg.targetMs && limit < cfg.max) {
     const aimed = Math.floor(limit * Math.min(MAX_GROWTH, (GROW_BELOW * cfg.targetMs) / Math.max(ms, 1e-3)));
-    return { state: { limit: Math.min(cfg.max, Math.max(limit + 1, aimed)) }, reason: `${obs.queued} waiting and ${seen}, under the ${cfg.targetMs} ms target` };
+    return { state: { ...state, limit: Math.min(cfg.max, Math.max(limit + 1, aimed)) }, reason: `${obs.queued} waiting and ${seen}, under the ${cfg.targetMs} ms target` };
   }
   return { state, reason: 'within the target' };
 }

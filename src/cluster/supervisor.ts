@@ -16,7 +16,7 @@ import { ErrorCodes, ShardwiseError, badRequest, notFound } from '../util/errors
 import { createLogger, type Logger } from '../util/log.ts';
 import { cgroupCpuLimiter } from './cpu-limit.ts';
 import { type BalancerOptions, HaproxyBalancer } from './balancer.ts';
-import { type ConcurrencyLimitConfig, nextLimit } from './concurrency-limit.ts';
+import { type ConcurrencyLimitConfig, type ConcurrencyState, nextLimit } from './concurrency-limit.ts';
 import { HistogramWindows, bucketsOf } from './histogram-quantile.ts';
 import type { BalancerState } from './types.ts';
 import { SERVICE_MALLOC_TUNABLES, serviceNodeFlags } from './runtime-flags.ts';
@@ -302,11 +302,13 @@ export class LocalSupervisor {
       const { queued, meanResponseMs } = await haproxy.stats();
       return { at: Date.now(), p95Ms: p95, answered, queued, balancerMeanMs: meanResponseMs };
     };
+    let state: ConcurrencyState = { limit: haproxy.inflightPerReplica };
     const timer = setInterval(() => {
       this.balancerUpdate = this.balancerUpdate
         .then(async () => {
           const limit = haproxy.inflightPerReplica;
-          const next = nextLimit(await observe(), { limit }, cfg);
+          const next = nextLimit(await observe(), { ...state, limit }, cfg);
+          state = next.state;
           if (next.state.limit === limit) return;
           this.log.info(`balancer: in-flight limit ${limit} → ${next.state.limit} per front-end replica (${next.reason})`);
           await haproxy.setLimit({ inflightPerReplica: next.state.limit });
