@@ -14,12 +14,8 @@
  * the table says what was actually sent. The load generator's own CPU per query is printed, and
  * the balancer's (HAProxy shares the two cores too), and the share of the machine's CPU the
  * hypervisor stole during each step and each max search (a shared VM's noise, in the open). Without haproxy installed the balancer's
- * rows are skipped, saying so. Where `taskset` exists, the front ends run on every CPU but the
- * last and the load generator and HAProxy on the last (PIN_CPUS=0: no pinning): at 8× on two
- * shared cores the sender's and HAProxy's ~0.75 core delayed the front end's wake-ups, its
- * answers slowed at the same in-flight limit, the adaptive limit fell and so did its batches —
- * a machine too small for the test, not the front end's overload behaviour; in production the
- * balancer and the clients are not on the front end's cores.
+ * rows are skipped, saying so. Each step also shows the serving processes' CPU: cores used (their
+ * limit, when saturated) and ms per answer, which falls as the batcher merges more in flight.
  *
  * Env: SLA_MS (default 50), ROWS per table (100000), STEP_S per overload step (6),
  * FRONT_END_CPUS (0.5), MULTIPLES (1,2,4,8), BALANCER_INFLIGHT and BALANCER_QUEUE_MS (serve's
@@ -40,9 +36,7 @@ import { findHaproxy } from '../src/cluster/balancer.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
 
 const SLA_MS = Number(process.env.SLA_MS ?? 50);
 const ROWS = Number(process.env.ROWS ?? 100_000);
@@ -51,12 +45,6 @@ const CPUS = Number(process.env.FRONT_END_CPUS ?? 0.5);
 const MULTIPLES = (process.env.MULTIPLES ?? '1,2,4,8').split(',').map(Number);
 const SHARDS = Number(process.env.SHARDS ?? 0);
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const CPU_COUNT = os.availableParallelism();
-const PIN = process.env.PIN_CPUS !== '0' && CPU_COUNT >= 2 && spawnSync('taskset', ['-V']).status === 0;
-const FRONT_END_CPUS_SET = `0-${CPU_COUNT - 2}`;
-const SENDER_CPU = String(CPU_COUNT - 1);
-/** Pins every thread of `pid` to `cpus` (taskset's list syntax). */
-const pin = (pid: number, cpus: string) => execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 
 const { config, modelDir, profileFile, encoded, remove } = rm1Workload('overload', ROWS, 2000, 3);
 const planFile = path.join(path.dirname(modelDir), 'plan.json');
@@ -94,7 +82,7 @@ function haproxyPids(servePid: number): number[] {
   const descends = (pid: number): boolean => pid > 1 && (parent.get(pid) === servePid || descends(parent.get(pid) ?? 0));
   return [...names].filter(([pid, name]) => name === 'haproxy' && descends(pid)).map(([pid]) => pid);
 }
-/** The processes that answer queries: the front ends (the monolith, or the router and its shards), whose CPU limit the table shows being used. */
+/** The processes that answer queries (the monolith, or the router and its shards): the table's serving CPU. */
 const frontEnds = (d: Deployment): number[] => d.served.replicas.map((r) => r.pid);
 const pct = (x: number) => (Number.isNaN(x) ? '?' : `${(100 * x).toFixed(0)}%`);
 const cpuOf = (pids: number[]) => pids.reduce((s, pid) => s + processCpuSeconds(pid), 0);
@@ -131,14 +119,6 @@ specs.push([NONE, ['--no-admission']]);
 // One after another: serve processes started at once would pick their free ports at once.
 const deployments: Deployment[] = [];
 for (const [label, flags] of specs) deployments.push(await deploy(label, flags));
-if (PIN) {
-  pin(process.pid, SENDER_CPU);
-  for (const d of deployments) {
-    for (const pid of frontEnds(d)) pin(pid, FRONT_END_CPUS_SET);
-    for (const pid of haproxyPids(d.served.child.pid!)) pin(pid, SENDER_CPU);
-  }
-  log(`pinned: front ends on CPU ${FRONT_END_CPUS_SET}, the load generator and HAProxy on CPU ${SENDER_CPU} (PIN_CPUS=0 to share them all)`);
-} else log('not pinned: front ends, load generator and HAProxy share every CPU');
 const noAdmission = deployments.find((d) => d.label === NONE)!;
 const target = (d: Deployment) => ({ url: d.url, modelName: config.name });
 /** Every deployment warmed up before anything counts (JIT, the first onnxruntime runs, the rows' pages): a cold front end missed the SLA at 50 qps and the max search settled there. */
@@ -188,10 +168,10 @@ try {
   // run again after the steps, and goodput is counted against the higher of the two.
   const maxAfter = await searchMax(Math.max(50, Math.round(maxQps / 2)), 'after the steps');
   const capacity = Math.max(maxQps, maxAfter);
-  console.log(`\nbench:overload — ${shape} at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step; ${PIN ? `front ends on CPU ${FRONT_END_CPUS_SET}, load generator and HAProxy on CPU ${SENDER_CPU}` : 'every process on every CPU'}`);
+  console.log(`\nbench:overload — ${shape} at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step`);
   console.log(
     renderTable(
-      ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query', 'front end cores', 'front end ms/answer', 'VM steal'],
+      ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query', 'serving cores', 'serving ms/answer', 'VM steal'],
       rows.map(({ multiple, d, run, health, loadCpuMsPerQuery, balancerMsPerQuery, frontCores, frontMsPerAnswer, steal }) => [
         `${multiple}x`,
         d.label,
