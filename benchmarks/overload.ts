@@ -83,7 +83,7 @@ function haproxyPids(servePid: number): number[] {
   return [...names].filter(([pid, name]) => name === 'haproxy' && descends(pid)).map(([pid]) => pid);
 }
 /** The processes that answer queries (the monolith, or the router and its shards): the table's serving CPU. */
-const frontEnds = (d: Deployment): number[] => d.served.replicas.map((r) => r.pid);
+const servingPids = (d: Deployment): number[] => d.served.replicas.map((r) => r.pid);
 const pct = (x: number) => (Number.isNaN(x) ? '?' : `${(100 * x).toFixed(0)}%`);
 const cpuOf = (pids: number[]) => pids.reduce((s, pid) => s + processCpuSeconds(pid), 0);
 
@@ -140,15 +140,15 @@ try {
   const maxQps = await searchMax(50, 'before the steps');
   if (maxQps <= 0) throw new Error('the front end met the SLA at no rate tried');
 
-  const rows: { multiple: number; d: Deployment; run: RunResult; health: HealthProbeResult; loadCpuMsPerQuery: number; balancerMsPerQuery: number | null; frontCores: number; frontMsPerAnswer: number; steal: number }[] = [];
+  const rows: { multiple: number; d: Deployment; run: RunResult; health: HealthProbeResult; loadCpuMsPerQuery: number; balancerMsPerQuery: number | null; servingCores: number; servingMsPerAnswer: number; steal: number }[] = [];
   for (const multiple of MULTIPLES) {
     for (const d of deployments) {
       for (const other of deployments) await drained(other);
       const probe = probeHealth(`${d.url}/v2/health/ready`, 25);
       const balancer = d.balanced ? haproxyPids(d.served.child.pid!) : [];
       const balancer0 = cpuOf(balancer);
-      const front = frontEnds(d);
-      const front0 = cpuOf(front);
+      const serving = servingPids(d);
+      const serving0 = cpuOf(serving);
       const wall0 = performance.now();
       const cpu0 = process.cpuUsage();
       const ticks = machineCpuTicks();
@@ -158,8 +158,8 @@ try {
       const health = await probe.stop();
       const balancerMsPerQuery = balancer.length ? (1000 * (cpuOf(balancer) - balancer0)) / Math.max(1, run.sent) : null;
       // Over the whole call (its warm-up second too): the answer rate is steady across it.
-      const frontCores = (cpuOf(front) - front0) / ((performance.now() - wall0) / 1000);
-      rows.push({ multiple, d, run, health, loadCpuMsPerQuery: (cpu.user + cpu.system) / 1000 / Math.max(1, run.sent), balancerMsPerQuery, frontCores, frontMsPerAnswer: (1000 * frontCores) / Math.max(1, run.achievedQps), steal });
+      const servingCores = (cpuOf(serving) - serving0) / ((performance.now() - wall0) / 1000);
+      rows.push({ multiple, d, run, health, loadCpuMsPerQuery: (cpu.user + cpu.system) / 1000 / Math.max(1, run.sent), balancerMsPerQuery, servingCores, servingMsPerAnswer: (1000 * servingCores) / Math.max(1, run.achievedQps), steal });
       log(`[${multiple}x ${d.label}] sent ${run.sent}, ok ${run.ok} (${run.okWithinSla} within the SLA), refused ${run.rejected}, failed ${run.errors + run.timeouts}, p99 ${run.latency.p99Ms.toFixed(1)} ms, health p99 ${health.latency.p99Ms.toFixed(1)} ms`);
     }
   }
@@ -172,7 +172,7 @@ try {
   console.log(
     renderTable(
       ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query', 'serving cores', 'serving ms/answer', 'VM steal'],
-      rows.map(({ multiple, d, run, health, loadCpuMsPerQuery, balancerMsPerQuery, frontCores, frontMsPerAnswer, steal }) => [
+      rows.map(({ multiple, d, run, health, loadCpuMsPerQuery, balancerMsPerQuery, servingCores, servingMsPerAnswer, steal }) => [
         `${multiple}x`,
         d.label,
         (multiple * maxQps).toFixed(0),
@@ -187,8 +187,8 @@ try {
         health.failures,
         loadCpuMsPerQuery.toFixed(3),
         balancerMsPerQuery?.toFixed(3) ?? '',
-        frontCores.toFixed(2),
-        frontMsPerAnswer.toFixed(3),
+        servingCores.toFixed(2),
+        servingMsPerAnswer.toFixed(3),
         pct(steal),
       ]),
     ),

@@ -11,7 +11,7 @@ import { startServeProcess } from '../src/bench/serve-process.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { tempDir } from './helpers.ts';
-import { HALF_CPU_CAPACITY, type OverloadRun, overloadWorkload } from './overload-workload.ts';
+import { frontEndCapacity, type OverloadRun, overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
 const haproxy = findHaproxy();
@@ -244,9 +244,9 @@ test('3x overload on a CPU-limited front end behind the balancer: it refuses wit
   try {
     // 3x: at 4x (3,000 qps) this process, the load generator, kept its own event loop busy enough to blur every latency
     // it measured. Warm-ups are not measured.
-    const capacity = HALF_CPU_CAPACITY;
     await run(front, 100, 2);
     await run(balanced, 100, 2);
+    const capacity = await frontEndCapacity(front, run, 0.5);
     const a = await overload(balanced, 3 * capacity);
     const b = await overload(front, 3 * capacity);
     const answered = (x: OverloadRun) => x.r.ok / x.r.durationS;

@@ -6,13 +6,30 @@ import type { LocalSupervisor } from '../src/cluster/supervisor.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
+import { processCpuSeconds } from '../src/util/process-stats.ts';
 
 /**
- * About what a monolithic front end at half a CPU meets the 50 ms SLA at on this machine (730
- * qps by a ×1.5 search in earlier runs; such a search inside a test proved too noisy: one slow
- * step halves it). The overload tests offer fixed multiples of it.
+ * How much cheaper a query is to a saturated front end than at light load, where its batcher
+ * merges little: bench:overload's serving CPU per answer, 1.5-2.0 ms at 2-5 in flight against
+ * 0.85-0.97 ms at the 9-13 the balancer's limit reaches under overload.
  */
-export const HALF_CPU_CAPACITY = 750;
+const BATCHING_GAIN = 1.5;
+
+/**
+ * About what a monolithic front end at `cpus` meets the 50 ms SLA at on this machine, from its
+ * CPU per query at a light 200 qps (measured here, so the overload tests offer the same
+ * multiples on a slower VM: a fixed 750, right on the VM it was found on, was 3x on one that
+ * answered ~520). A max search inside a test proved too noisy: one slow step halves it.
+ */
+export async function frontEndCapacity(sup: LocalSupervisor, run: (sup: LocalSupervisor, qps: number, durationS: number) => Promise<RunResult>, cpus: number): Promise<number> {
+  const QPS = 200;
+  const pid = sup.replicas()[0].pid;
+  const cpu0 = processCpuSeconds(pid);
+  const t0 = performance.now();
+  await run(sup, QPS, 2);
+  const cpuPerQuery = (processCpuSeconds(pid) - cpu0) / (((performance.now() - t0) / 1000) * QPS);
+  return Math.round((BATCHING_GAIN * cpus) / cpuPerQuery);
+}
 
 export interface OverloadRun {
   r: RunResult;

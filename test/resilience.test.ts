@@ -12,7 +12,7 @@ import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { tempDir } from './helpers.ts';
-import { HALF_CPU_CAPACITY, overloadWorkload } from './overload-workload.ts';
+import { frontEndCapacity, overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
@@ -125,9 +125,9 @@ test('2x overload on a CPU-limited front end: admission control refuses with 429
     const limit = process.getuid?.() === 0 && (fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') || fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) ? 0.5 : null;
     for (const sup of [withAc, without]) assert.deepEqual(sup.replicas().map((r) => r.cpuLimit), [limit]);
     // Warm-ups are not measured.
-    const capacity = HALF_CPU_CAPACITY;
     await run(withAc, 100, 2);
     await run(without, 100, 2);
+    const capacity = await frontEndCapacity(without, run, 0.5);
     const a = await overload(withAc, 2 * capacity);
     const b = await overload(without, 2 * capacity);
     console.log(`# overload: ~${capacity} qps of capacity at 0.5 CPU; at 2x with admission control: goodput ${goodput(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; without: goodput ${goodput(b).toFixed(0)}/s, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms, ${b.r.errors + b.r.timeouts} failed`);
