@@ -1,10 +1,7 @@
 // Embedding-bag gather + pool: the one kernel shardwise runs natively. A gather is bound by
 // memory latency (each row is a random DRAM access), so the loop keeps PREFETCH_ROWS rows in
 // flight ahead of the one being summed, following the lookups across bag boundaries.
-// Optionally it also stamps every row it gathers for a shard's memory-utility meter, in the same
-// pass (a second pass over the ids found the stamp array evicted by the rows and cost a hot
-// shard a third of its gather). Semantics match src/kernels/embedding-bag.ts exactly; that
-// file is the fallback and oracle.
+// Semantics match src/kernels/embedding-bag.ts exactly; that file is the fallback and oracle.
 #include "napi_util.h"
 #include <cstring>
 #include <sys/mman.h>
@@ -41,16 +38,12 @@ struct BagArgs {
   I32 indices, offsets;
   bool hasWeights, mean;
   int64_t dim, rows, numBags, bagStart, bagStride, outStart, outStride;
-  // Utility stamping (src/kernels/stamp-rows.ts): stamp[stampStart + id] = window; null: none.
-  uint8_t* stamp;
-  int64_t stampStart, stampLength;
-  uint8_t window;
 };
 
 // Pools every bag. D > 0 fixes the row width at compile time so the bag's running sum lives
 // in vector registers for the whole bag (FBGEMM does the same by JIT); D = 0 is any width.
 template <int D>
-const char* poolBags(const BagArgs& a, Cursor& ahead, int64_t* touched) {
+const char* poolBags(const BagArgs& a, Cursor& ahead) {
   const int64_t dim = D > 0 ? D : a.dim;
   const size_t rowBytes = static_cast<size_t>(dim) * sizeof(float);
   float acc[D > 0 ? D : 1];
@@ -72,12 +65,6 @@ const char* poolBags(const BagArgs& a, Cursor& ahead, int64_t* touched) {
       }
       const int32_t id = a.indices.data[k];
       if (id < 0 || id >= a.rows) return "embeddingBag: id outside the table";
-      if (a.stamp) {
-        const int64_t at = a.stampStart + id;
-        if (at >= a.stampLength) return "embeddingBag: row outside the stamp array";
-        *touched += a.stamp[at] != a.window;
-        a.stamp[at] = a.window;
-      }
       const float* __restrict r = a.table.data + static_cast<int64_t>(id) * dim;
       const float w = a.hasWeights ? a.weights.data[k] : 1.0f;
       for (int64_t j = 0; j < dim; j++) sum[j] += w * r[j];
@@ -91,13 +78,11 @@ const char* poolBags(const BagArgs& a, Cursor& ahead, int64_t* touched) {
 }  // namespace
 
 // embeddingBag(table, dim, indices, offsets, weights|null, mean, numBags, bagStart, bagStride,
-//              out, outStart, outStride[, stamp, stampStart, window]) -> rows newly stamped
+//              out, outStart, outStride)
 napi_value EmbeddingBag(napi_env env, napi_callback_info info) {
-  napi_value a[15];
-  size_t argc = 15;
-  napi_get_cb_info(env, info, &argc, a, nullptr, nullptr);
-  if (argc != 12 && argc != 15) {
-    napi_throw_type_error(env, "SW_NATIVE", "embeddingBag takes 12 arguments, or 15 with a stamp");
+  napi_value a[12];
+  if (!args(env, info, a)) {
+    napi_throw_type_error(env, "SW_NATIVE", "embeddingBag takes 12 arguments");
     return nullptr;
   }
   F32 table, out, weights;
@@ -127,18 +112,7 @@ napi_value EmbeddingBag(napi_env env, napi_callback_info info) {
   }
 
   const size_t rowBytes = static_cast<size_t>(dim) * sizeof(float);
-  U8 stamp;
-  int64_t stampStart = 0, window = 0;
-  if (argc == 15) {
-    stampStart = toInt(env, a[13]);
-    window = toInt(env, a[14]);
-    if (!u8(env, a[12], &stamp) || stampStart < 0 || window < 1 || window > 255) {
-      napi_throw_type_error(env, "SW_NATIVE", "embeddingBag: expected a Uint8Array stamp, a start >= 0 and a window in 1..255");
-      return nullptr;
-    }
-  }
-  const BagArgs args{table, out, weights, indices, offsets, hasWeights, mean, dim, rows, numBags, bagStart, bagStride, outStart, outStride,
-                     argc == 15 ? stamp.data : nullptr, stampStart, static_cast<int64_t>(stamp.length), static_cast<uint8_t>(window)};
+  const BagArgs args{table, out, weights, indices, offsets, hasWeights, mean, dim, rows, numBags, bagStart, bagStride, outStart, outStride};
   Cursor ahead{offsets.data, numBags, bagStart, bagStride};
   ahead.begin();
   for (int64_t i = 0; i < PREFETCH_ROWS && ahead.valid(); i++) {
@@ -149,23 +123,16 @@ napi_value EmbeddingBag(napi_env env, napi_callback_info info) {
   }
 
   const char* error = nullptr;
-  int64_t touched = 0;
   switch (dim) {
-    case 16: error = poolBags<16>(args, ahead, &touched); break;
-    case 32: error = poolBags<32>(args, ahead, &touched); break;
-    case 64: error = poolBags<64>(args, ahead, &touched); break;
-    case 128: error = poolBags<128>(args, ahead, &touched); break;
-    case 256: error = poolBags<256>(args, ahead, &touched); break;
-    default: error = poolBags<0>(args, ahead, &touched); break;
+    case 16: error = poolBags<16>(args, ahead); break;
+    case 32: error = poolBags<32>(args, ahead); break;
+    case 64: error = poolBags<64>(args, ahead); break;
+    case 128: error = poolBags<128>(args, ahead); break;
+    case 256: error = poolBags<256>(args, ahead); break;
+    default: error = poolBags<0>(args, ahead); break;
   }
-  if (error) {
-    napi_throw_range_error(env, "SW_NATIVE", error);
-    return nullptr;
-  }
-  if (!args.stamp) return nullptr;
-  napi_value result;
-  napi_create_int64(env, touched, &result);
-  return result;
+  if (error) napi_throw_range_error(env, "SW_NATIVE", error);
+  return nullptr;
 }
 
 // adviseHugePages(array): asks the kernel to back the array's 2 MiB-aligned interior with

@@ -14,7 +14,6 @@ import { native } from '../src/util/native.ts';
 import { mappedFileMemory } from '../src/util/process-stats.ts';
 import { Bucketizer } from '../src/serving/bucketize.ts';
 import { UtilityMeter } from '../src/serving/utility-meter.ts';
-import { poolPieces } from '../src/serving/shard-service.ts';
 import { Rng } from '../src/util/rng.ts';
 import { tempDir } from './helpers.ts';
 
@@ -73,23 +72,6 @@ test('the utility meter counts distinct rows touched per window of samples, idle
   meter.record(req(4, [[1], [], [], [], [], [], [], []])); // a new window: rows count again
   assert.deepEqual(windows, [5 / 15, 1 / 15]);
   assert.equal(meter.rowsHeld, 15);
-});
-
-test('a shard gather stamps the utility meter in its own pass as record would', () => {
-  const pieceRows = [10, 5];
-  const pieces = pieceRows.map((rows) => ({ rows, dim: 2, data: Float32Array.from({ length: rows * 2 }, (_, i) => i) }));
-  const offsets = Int32Array.of(0, 3, 4, 4, 5);
-  const req = { batch: 2, pieces: 2, offsets, ids: Int32Array.of(1, 1, 2, 1, 1), weights: null, idleSamples: 2 };
-  const pooled: number[] = [];
-  const recorded: number[] = [];
-  const viaGather = new UtilityMeter(pieceRows, 4, (u) => pooled.push(u));
-  const viaRecord = new UtilityMeter(pieceRows, 4, (u) => recorded.push(u));
-  const sums = poolPieces(pieces, 2, req, viaGather);
-  viaRecord.record(req);
-  assert.deepEqual(pooled, [3 / 15], 'piece 0 rows 1 and 2, piece 1 row 1, over 2 samples + 2 idle');
-  assert.deepEqual(pooled, recorded);
-  assert.deepEqual(viaGather.stamp, viaRecord.stamp);
-  assert.deepEqual(sums, poolPieces(pieces, 2, req), 'the same sums as without the meter');
 });
 
 test('hotness-ordered copies: ranges mapped or read from them equal the rows streamed through the permutation; a changed profile or a broken copy is never served', () => {

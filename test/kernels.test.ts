@@ -96,26 +96,6 @@ for (const [name, kernel] of stampKernels) {
   });
 }
 
-for (const [name, kernel] of kernels) {
-  test(`embedding-bag (${name}) with a stamp pools as without one and stamps its rows as stamp-rows does, in the same pass`, () => {
-    const rows = 50, T = 3, samples = 9, dim = 4;
-    const table = randomFloats(rows * dim, 6);
-    const { offsets, indices } = randomBags(rows, samples, T, 5, 7);
-    const plain = new Float32Array(samples * dim);
-    const stamped = new Float32Array(samples * dim);
-    kernel(table, dim, indices, offsets, null, false, samples, 1, T, plain, 0, dim);
-    const stamp = new Uint8Array(10 + rows);
-    const oracle = new Uint8Array(10 + rows);
-    const touched = kernel(table, dim, indices, offsets, null, false, samples, 1, T, stamped, 0, dim, stamp, 10, 7);
-    assert.deepEqual(stamped, plain);
-    assert.equal(touched, stampRowsTs(oracle, 10, 7, indices, offsets, samples, 1, T));
-    assert.deepEqual(stamp, oracle);
-    assert.equal(kernel(table, dim, indices, offsets, null, false, samples, 1, T, stamped, 0, dim, stamp, 10, 7), 0, 'the same window counts a row once');
-    assert.equal(kernel(table, dim, indices, offsets, null, false, samples, 1, T, plain, 0, dim), undefined, 'without a stamp: nothing counted');
-    assert.throws(() => kernel(table, dim, Int32Array.of(49), Int32Array.of(0, 1), null, false, 1, 0, 1, plain, 0, dim, new Uint8Array(40), 0, 1), RangeError, 'a row past the stamp array');
-  });
-}
-
 test('dot interaction emits x then the strictly lower Gram triangle in DLRM order', () => {
   const dim = 3, n = 4, batch = 2;
   const v = randomFloats(batch * n * dim, 6);

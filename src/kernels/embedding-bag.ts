@@ -6,20 +6,15 @@ import { native } from '../util/native.ts';
  * to out[outStart + b·outStride ..+dim]. Strides let one call pool one table's bags out of a
  * sample-major (sample, table) CSR batch straight into the interaction's input rows.
  * An empty bag pools to zeros. `weights` (per lookup) is for sum pooling only, as in PyTorch.
- * With `stamp`, every row gathered is also stamped for a shard's utility meter in the same pass,
- * as stampRows (src/kernels/stamp-rows.ts) would: stamp[stampStart + id] = window; it returns
- * how many of those were not stamped with `window` before.
  */
 export type EmbeddingBagKernel = (
   table: Float32Array, dim: number, indices: Int32Array, offsets: Int32Array, weights: Float32Array | null,
   mean: boolean, numBags: number, bagStart: number, bagStride: number, out: Float32Array, outStart: number, outStride: number,
-  stamp?: Uint8Array, stampStart?: number, window?: number,
-) => number | undefined;
+) => void;
 
 /** Plain typed-array loops: the fallback where the addon is not built, and the test oracle. */
-export const embeddingBagTs: EmbeddingBagKernel = (table, dim, indices, offsets, weights, mean, numBags, bagStart, bagStride, out, outStart, outStride, stamp, stampStart = 0, window = 0) => {
+export const embeddingBagTs: EmbeddingBagKernel = (table, dim, indices, offsets, weights, mean, numBags, bagStart, bagStride, out, outStart, outStride) => {
   const rows = table.length / dim;
-  let touched = 0;
   for (let b = 0; b < numBags; b++) {
     const bag = bagStart + b * bagStride;
     const s = offsets[bag];
@@ -29,14 +24,6 @@ export const embeddingBagTs: EmbeddingBagKernel = (table, dim, indices, offsets,
     for (let k = s; k < e; k++) {
       const id = indices[k];
       if (!(id >= 0 && id < rows)) throw new RangeError(`embeddingBag: id ${id} outside the table of ${rows} rows`);
-      if (stamp) {
-        const at = stampStart + id;
-        if (at >= stamp.length) throw new RangeError(`embeddingBag: row ${id} outside the stamp array`);
-        if (stamp[at] !== window) {
-          stamp[at] = window;
-          touched++;
-        }
-      }
       const r = id * dim;
       if (weights) {
         const w = weights[k];
@@ -50,7 +37,6 @@ export const embeddingBagTs: EmbeddingBagKernel = (table, dim, indices, offsets,
       for (let j = 0; j < dim; j++) out[o + j] *= inv;
     }
   }
-  return stamp ? touched : undefined;
 };
 
 export const embeddingBagNative: EmbeddingBagKernel | null = native ? native.embeddingBag : null;

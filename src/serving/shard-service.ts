@@ -54,8 +54,8 @@ export class ShardService {
     }
     if (offsets[0] !== 0 || offsets[offsets.length - 1] !== ids.length) throw new FrameError('offsets do not span the ids');
     const d = this.dim;
-    const reply = req.raw ? { batch: ids.length, pieces: 1, dim: d, sums: this.rawRows(req) } : { batch, pieces: P, dim: d, sums: poolPieces(this.pieces, d, req, this.utility) };
-    if (req.raw) this.utility.record(req);
+    const reply = req.raw ? { batch: ids.length, pieces: 1, dim: d, sums: this.rawRows(req) } : { batch, pieces: P, dim: d, sums: poolPieces(this.pieces, d, req) };
+    this.utility.record(req);
     this.metrics.rowsServed.inc(ids.length);
     this.metrics.observe('gather', t0);
     return { type: FrameType.LOOKUP_RESPONSE, parts: encodeLookupResponse(reply) };
@@ -79,20 +79,10 @@ export class ShardService {
   }
 }
 
-/**
- * A shard's answer to a lookup request: one sum-pooled partial per (sample, piece) bag,
- * [B, P, dim]. With `utility`, the gather also stamps the rows it reads and the request is
- * counted (one pass over the ids, not two).
- */
-export function poolPieces(pieces: EmbeddingTable[], dim: number, req: LookupRequest, utility?: UtilityMeter): Float32Array {
-  const { batch, offsets, ids, weights } = req;
+/** A shard's answer to a lookup request: one sum-pooled partial per (sample, piece) bag, [B, P, dim]. */
+export function poolPieces(pieces: EmbeddingTable[], dim: number, { batch, offsets, ids, weights }: LookupRequest): Float32Array {
   const P = pieces.length;
   const sums = new Float32Array(batch * P * dim);
-  let touched = 0;
-  for (let p = 0; p < P; p++) {
-    if (utility) touched += embeddingBag(pieces[p].data, dim, ids, offsets, weights, false, batch, p, P, sums, p * dim, P * dim, utility.stamp, utility.pieceBase[p], utility.window)!;
-    else embeddingBag(pieces[p].data, dim, ids, offsets, weights, false, batch, p, P, sums, p * dim, P * dim);
-  }
-  utility?.add(touched, req);
+  for (let p = 0; p < P; p++) embeddingBag(pieces[p].data, dim, ids, offsets, weights, false, batch, p, P, sums, p * dim, P * dim);
   return sums;
 }

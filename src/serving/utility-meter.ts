@@ -4,16 +4,14 @@ import { stampRows } from '../kernels/stamp-rows.ts';
 /**
  * A shard's measured memory utility (ElasticRec's metric): the share of the rows it holds
  * that one window of queries touched. A row is stamped with the window's number on its first
- * touch, so the meter costs one byte per held row and a compare per lookup (in the gather's own
- * pass, src/kernels/embedding-bag.ts, or src/kernels/stamp-rows.ts for raw rows), and a new window
+ * touch, so the meter costs one byte per held row and a compare per lookup (src/kernels/stamp-rows.ts), and a new window
  * needs no clearing (except when the 8-bit stamp wraps, every 255 windows).
  */
 export class UtilityMeter {
-  /** One byte per held row: the window that last touched it. The gather stamps it in its own pass (poolPieces). */
-  readonly stamp: Uint8Array;
+  private readonly stamp: Uint8Array;
   /** Piece p's rows are stamp[pieceBase[p] ..]. */
-  readonly pieceBase: Int32Array;
-  private current = 1;
+  private readonly pieceBase: Int32Array;
+  private window = 1;
   private touched = 0;
   private samples = 0;
 
@@ -23,27 +21,17 @@ export class UtilityMeter {
     this.stamp = new Uint8Array(this.pieceBase[pieceRows.length]);
   }
 
-  /** The current window's stamp (1..255). */
-  get window(): number {
-    return this.current;
-  }
-
   get rowsHeld(): number {
     return this.stamp.length;
   }
 
-  /** Stamps and counts a served request whose rows were not stamped by the gather (raw rows). */
+  /** Counts a served request (its ids already checked by the gather) and the samples it stood for. */
   record(req: LookupRequest): void {
     const { batch, pieces, offsets, ids } = req;
     let touched = 0;
-    for (let p = 0; p < pieces; p++) touched += stampRows(this.stamp, this.pieceBase[p], this.current, ids, offsets, batch, p, pieces);
-    this.add(touched, req);
-  }
-
-  /** Counts a served request: the rows it stamped first in this window, and the samples it stood for. */
-  add(touched: number, req: LookupRequest): void {
+    for (let p = 0; p < pieces; p++) touched += stampRows(this.stamp, this.pieceBase[p], this.window, ids, offsets, batch, p, pieces);
     this.touched += touched;
-    this.samples += req.batch + req.idleSamples;
+    this.samples += batch + req.idleSamples;
     if (this.samples >= this.windowSamples) this.closeWindow();
   }
 
@@ -51,9 +39,9 @@ export class UtilityMeter {
     this.onWindow(this.stamp.length > 0 ? this.touched / this.stamp.length : 0);
     this.touched = 0;
     this.samples = 0;
-    if (++this.current === 256) {
+    if (++this.window === 256) {
       this.stamp.fill(0);
-      this.current = 1;
+      this.window = 1;
     }
   }
 }

@@ -1,11 +1,13 @@
 import { createRequire } from 'node:module';
 import type { BucketizeKernels } from '../kernels/bucketize.ts';
 import type { StampRowsKernel } from '../kernels/stamp-rows.ts';
-import type { EmbeddingBagKernel } from '../kernels/embedding-bag.ts';
 
 /** The compiled addon's exports (native/addon.cc). */
 export interface NativeAddon {
-  embeddingBag: EmbeddingBagKernel;
+  embeddingBag(
+    table: Float32Array, dim: number, indices: Int32Array, offsets: Int32Array, weights: Float32Array | null,
+    mean: boolean, numBags: number, bagStart: number, bagStride: number, out: Float32Array, outStart: number, outStride: number,
+  ): void;
   adviseHugePages(array: Float32Array): number;
   bucketizeCount: BucketizeKernels['count'];
   bucketizePlace: BucketizeKernels['place'];
