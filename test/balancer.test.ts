@@ -10,7 +10,7 @@ import { defaultConcurrencyLimit, nextLimit } from '../src/cluster/concurrency-l
 import { startServeProcess } from '../src/bench/serve-process.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
 import { silentLogger } from '../src/util/log.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir, unusedPort } from './helpers.ts';
 import { frontEndCapacity, type OverloadRun, overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
@@ -85,15 +85,6 @@ test('haproxy accepts the rendered config', { skip: noHaproxy }, () => {
   const check = spawnSync(haproxy!, ['-c', '-f', path.join(d, 'haproxy.cfg')], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
 });
-
-/** A port nothing listens on now. */
-async function unusedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test('with no front end running, the balancer answers queries 503 SW_SERVICE at once (not over capacity), and passes them on once one runs', { skip: noHaproxy }, async () => {
   const frontEnd = http.createServer((req, res) => req.resume().on('end', () => res.end('{}')));

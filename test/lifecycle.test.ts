@@ -12,11 +12,12 @@ import type { ModelConfig } from '../src/model/types.ts';
 import { rowWisePlan } from '../src/planner/row-wise.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { LocalSupervisor } from '../src/cluster/supervisor.ts';
+import { adminTokenFile } from '../src/cluster/admin-api.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeBinaryRequest } from '../src/protocol/oip.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { startServeProcess, type ServeProcess } from '../src/bench/serve-process.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir, unusedPort } from './helpers.ts';
 
 const dir = tempDir();
 const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
@@ -115,6 +116,24 @@ test('SIGKILL of the supervisor: every replica exits and the socket folder goes 
   const sup = new LocalSupervisor({ modelDir, plan: null, port: 0, deadlineMs: 1000, coalesce: null, log: silentLogger });
   assert.ok(!fs.existsSync(stale));
   await sup.stop();
+
+  // Its admin token file, named by port so `status` finds it, stays too; the next serve removes it once it is older than a
+  // start takes (aged here) and nothing listens on that port. A fresh one, or one whose port answers, stays.
+  const leftToken = adminTokenFile(Number(new URL(s.adminUrl).port));
+  assert.ok(fs.existsSync(leftToken), 'a SIGKILLed serve cannot remove its token file');
+  const past = new Date(Date.now() - 120_000);
+  fs.utimesSync(leftToken, past, past);
+  const fresh = adminTokenFile(await unusedPort());
+  fs.writeFileSync(fresh, 'x\n');
+  const next = await serveCli([]);
+  try {
+    assert.ok(!fs.existsSync(leftToken), 'the stale token file is gone at the next start');
+    assert.ok(fs.existsSync(fresh), 'a fresh one stays (a deployment may be starting)');
+    assert.ok(fs.existsSync(adminTokenFile(Number(new URL(next.adminUrl).port))), "the new deployment's own");
+  } finally {
+    fs.rmSync(fresh, { force: true });
+    await next.stop();
+  }
 });
 
 test('a closed stdout and stderr pipe: the deployment keeps serving, restarts a killed replica and stops cleanly', async () => {

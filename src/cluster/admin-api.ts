@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, notFound } from '../util/errors.ts';
@@ -17,6 +18,39 @@ const MAX_ADMIN_BODY = 4096;
 export const adminTokenFile = (port: number) => path.join(os.tmpdir(), `shardwise-admin-${port}.token`);
 
 export const newAdminToken = () => crypto.randomBytes(24).toString('hex');
+
+const TOKEN_FILE_PATTERN = /^shardwise-admin-(\d+)\.token$/;
+
+/** Whether something accepts connections on the loopback port (a slow answer counts as yes). */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setTimeout(500, () => (socket.destroy(), resolve(true)));
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Removes default token files left by deployments that died without removing theirs (SIGKILL,
+ * OOM): nothing listens on their port, and the file is older than `minAgeMs`. The age keeps a
+ * starting deployment's fresh file (written right after its admin API listens) out of reach.
+ */
+export async function removeStaleTokenFiles(log: Logger, minAgeMs = 60_000): Promise<void> {
+  const tmp = os.tmpdir();
+  for (const name of fs.readdirSync(tmp)) {
+    const m = TOKEN_FILE_PATTERN.exec(name);
+    if (!m) continue;
+    const file = path.join(tmp, name);
+    try {
+      if (Date.now() - fs.statSync(file).mtimeMs < minAgeMs || (await listening(Number(m[1])))) continue;
+      fs.rmSync(file, { force: true });
+      log.info(`removed ${file}, left by a deployment whose admin API on port ${m[1]} is gone`);
+    } catch {
+      // Gone meanwhile, or not ours to remove: leave it.
+    }
+  }
+}
 
 /** Writes the token to `file`, readable by its owner only (0600). */
 export function writeTokenFile(file: string, token: string): void {

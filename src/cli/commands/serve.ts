@@ -6,7 +6,7 @@ import type { Plan } from '../../plan/types.ts';
 import type { ModelConfig } from '../../model/types.ts';
 import * as fs from 'node:fs';
 import { LocalSupervisor, type ReplicaInfo } from '../../cluster/supervisor.ts';
-import { AdminServer, adminTokenFile, newAdminToken, writeTokenFile } from '../../cluster/admin-api.ts';
+import { AdminServer, adminTokenFile, newAdminToken, removeStaleTokenFiles, writeTokenFile } from '../../cluster/admin-api.ts';
 import { createLogger } from '../../util/log.ts';
 import { AutoscaleLoop } from '../../cluster/autoscale-loop.ts';
 import { LATENCY_TARGET_SHARE, scalingConfig, scalingMetric, type ScalingSettings } from '../../cluster/scaling-config.ts';
@@ -81,6 +81,7 @@ async function startAdmin(supervisor: LocalSupervisor, port: number, tokenFile: 
     throw new ShardwiseError(ErrorCodes.SERVICE, `the admin API cannot listen on 127.0.0.1:${port} (${e.code ?? e.message})`, 'pick another with --admin-port (0: any free port)');
   });
   const file = tokenFile ?? adminTokenFile(bound);
+  await removeStaleTokenFiles(createLogger('admin'));
   writeTokenFile(file, token);
   return {
     url: `http://127.0.0.1:${bound}`,
