@@ -161,10 +161,12 @@ test('serve --autoscale --front-end-metric latency: a router whose p95 passes it
   // A target far below any real query's latency (0.05 ms): the router must scale out; shards and dense stay put.
   const { s, shape } = await autoscaled(['--front-end-metric', 'latency', '--front-end-target-p95-ms', '0.05', '--shard-target-lookups', '1000000000', '--dense-target-rps', '1000000', '--max-replicas', '2']);
   try {
-    const bench = await shape('constant:50:4');
+    // 8 s: the first p95 needs two scrapes a sync period apart, then the new router starts under tsx; with 4 s the timeline
+    // ended before it was ready on a slower VM (3 of 4 runs).
+    const bench = await shape('constant:50:8');
     assert.equal(bench.code, 0, bench.stderr);
     const { timeline, result } = JSON.parse(bench.stdout);
-    assert.ok(Math.max(...timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router)) === 2, 'the router scaled out on its p95');
+    assert.ok(Math.max(...timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router)) === 2, `the router scaled out on its p95 (router replicas each second: ${timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router).join(' ')})`);
     assert.equal(result.errors + result.timeouts, 0);
     const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
     assert.ok(services.filter((x: { kind: string }) => x.kind !== 'router').every((x: { replicas: unknown[] }) => x.replicas.length === 1), 'the others stay at one replica');
