@@ -11,14 +11,14 @@ import { startServeProcess } from '../src/bench/serve-process.ts';
 import { AdminServer } from '../src/cluster/admin-api.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { tempDir, unusedPort } from './helpers.ts';
-import { frontEndCapacity, type OverloadRun, overloadWorkload } from './overload-workload.ts';
+import { type OverloadRun, overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
 const haproxy = findHaproxy();
 const noHaproxy = haproxy ? false : 'needs haproxy (Debian: apt-get install haproxy)';
 const cgroupWritable = process.getuid?.() === 0 && fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
 
-const { config, modelDir, target, run, overload, goodput } = overloadWorkload(tempDir());
+const { config, modelDir, target, run, overload, goodput, capacity: measureCapacity } = overloadWorkload(tempDir());
 const deployments = testDeployments();
 const layout = { ...balancerForSla(50), host: '127.0.0.1', port: 8080, frontEndPort: 9090, replicas: 3, dir: '/run/sw' };
 
@@ -237,7 +237,7 @@ test('3x overload on a CPU-limited front end behind the balancer: it refuses wit
     // it measured. Warm-ups are not measured.
     await run(front, 100, 2);
     await run(balanced, 100, 2);
-    const capacity = await frontEndCapacity(front, run, 0.5);
+    const capacity = await measureCapacity(front, 0.5);
     const a = await overload(balanced, 3 * capacity);
     const b = await overload(front, 3 * capacity);
     const answered = (x: OverloadRun) => x.r.ok / x.r.durationS;

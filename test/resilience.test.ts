@@ -12,7 +12,7 @@ import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
 import { tempDir } from './helpers.ts';
-import { frontEndCapacity, overloadWorkload } from './overload-workload.ts';
+import { overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
@@ -117,7 +117,7 @@ const cgroupWritable = fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') && p
 test('2x overload on a CPU-limited front end: admission control refuses with 429, nothing fails, admitted and health latency stay far below the same server without it, and more answers come within the SLA', { skip: cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end' }, async () => {
   // At half a CPU. 2x, not 4x: a refusal still costs receiving a 48 KB body (~0.1-0.3 ms against ~0.7 ms for a query),
   // so at 4x this front end is saturated by refusals alone on this machine (README: bench:overload; the balancer's test).
-  const { modelDir: rm1Dir, run, overload, goodput } = overloadWorkload(dir);
+  const { modelDir: rm1Dir, run, overload, goodput, capacity: measureCapacity } = overloadWorkload(dir);
   const withAc = await serve(null, 2000, { modelDir: rm1Dir, replicaCpus: { monolithic: 0.5 } });
   const without = await serve(null, 2000, { modelDir: rm1Dir, replicaCpus: { monolithic: 0.5 }, admission: null });
   try {
@@ -127,7 +127,7 @@ test('2x overload on a CPU-limited front end: admission control refuses with 429
     // Warm-ups are not measured.
     await run(withAc, 100, 2);
     await run(without, 100, 2);
-    const capacity = await frontEndCapacity(without, run, 0.5);
+    const capacity = await measureCapacity(without, 0.5);
     const a = await overload(withAc, 2 * capacity);
     const b = await overload(without, 2 * capacity);
     console.log(`# overload: ~${capacity} qps of capacity at 0.5 CPU; at 2x with admission control: goodput ${goodput(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; without: goodput ${goodput(b).toFixed(0)}/s, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms, ${b.r.errors + b.r.timeouts} failed`);

@@ -6,8 +6,8 @@
  * is saturated, and then its answer time grows with the queries it holds (Little's law), so the
  * limit grows in proportion to the headroom left under the target — a limit far under it reaches
  * it in a few periods, one near it creeps up by one — and is cut by `backoff` when the p95 goes
- * over, at most once a period. A pure function of (observation, state, config): the supervisor feeds it the balancer's
- * queue and the front ends' latency histograms on a timer.
+ * over, at most once a period. A pure function of (observation, state, config): the supervisor
+ * feeds it the balancer's queue and the front ends' latency histograms on a timer.
  */
 export interface ConcurrencyLimitConfig {
   /** The front ends' p95 (ms) the limit holds under: the SLA's share after the balancer's queue. */
