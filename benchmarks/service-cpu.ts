@@ -2,7 +2,8 @@
  * npm run bench:cpu — where the CPU goes at a fixed load: the RM1 trace offered at QPS
  * (default 450) for DURATION_S (30) against the monolithic server and a row-wise plan of
  * SHARDS (4) in hotness order, side by side: CPU of every service process and of the load
- * generator (this process), in cores (CPU seconds per second) and ms per query, and latency.
+ * generator (this process), in cores (CPU seconds per second) and ms per query, with the shares
+ * spent in the kernel (system time) and on threads other than the main one, and latency.
  * CPU time is steadier than latency on a shared VM, so optimizations are judged here first.
  * Each service's CPU per query is also given as a multiple of its kernels alone on the same
  * queries in one process (benchmarks/kernel-baseline.ts): what serving costs above the math.
@@ -20,7 +21,7 @@ import * as path from 'node:path';
 import type { Plan } from '../src/plan/types.ts';
 import { compiledSupervisor } from './compiled.ts';
 import { LOAD_CLIENTS, type LoadClient, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
-import { processCpuSeconds } from '../src/util/process-stats.ts';
+import { type CpuTimes, processCpuTimes } from '../src/util/process-stats.ts';
 import { renderTable } from '../src/util/format.ts';
 import { BATCH, LOCALITY, coalescingFromEnv, hotnessRowWisePlan, rm1Workload } from './rm1-workload.ts';
 import { kernelBaseline } from './kernel-baseline.ts';
@@ -46,7 +47,7 @@ interface Measured {
   /** Service of each replica's pid, to name its CPU profile. */
   pids: Map<number, string>;
   /** CPU seconds per service (replicas summed) over the measured window. */
-  cpu: Map<string, number>;
+  cpu: Map<string, ServiceCpu>;
   /** The measured window on the monotonic clock V8's profiles use, in µs. */
   windowUs: [number, number];
   /** Seconds spent per `service/stage` over the window, from the services' stage histograms. */
@@ -71,6 +72,25 @@ async function allStageSeconds(ports: number[]): Promise<Map<string, number>> {
 /** The load generator's CPU ms per query through its other clients (its default is raw), on the monolith. */
 const otherClientMs = new Map<LoadClient, number>();
 
+/** A service's CPU over the window: all of it, in the kernel (system time), and on threads other than its main (JavaScript) thread: V8's GC and compiler, libuv's pool. */
+interface ServiceCpu {
+  total: number;
+  system: number;
+  otherThreads: number;
+}
+
+/** CPU times of a process, all threads and its main thread. */
+const cpuSnapshot = (pid: number): { all: CpuTimes; main: CpuTimes } => ({ all: processCpuTimes(pid), main: processCpuTimes(pid, pid) });
+
+function cpuSince(pid: number, before: { all: CpuTimes; main: CpuTimes }): ServiceCpu {
+  const now = cpuSnapshot(pid);
+  const total = now.all.user + now.all.system - before.all.user - before.all.system;
+  const main = now.main.user + now.main.system - before.main.user - before.main.system;
+  return { total, system: now.all.system - before.all.system, otherThreads: total - main };
+}
+
+const addCpu = (a: ServiceCpu | undefined, b: ServiceCpu): ServiceCpu => (a ? { total: a.total + b.total, system: a.system + b.system, otherThreads: a.otherThreads + b.otherThreads } : b);
+
 async function measure(label: string, plan: Plan | null): Promise<Measured> {
   log(`== ${label}`);
   // No admission control: at a fixed load under capacity, a refusal on a scheduling stall would only skew the per-query figures.
@@ -82,17 +102,17 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
     const replicas = sup.replicas();
     const ports = replicas.map((r) => r.metricsPort);
     const stagesBefore = await allStageSeconds(ports);
-    const before = replicas.map((r) => processCpuSeconds(r.pid));
-    const self = process.cpuUsage();
+    const before = replicas.map((r) => cpuSnapshot(r.pid));
+    const self = cpuSnapshot(process.pid);
     const from = Number(process.hrtime.bigint() / 1000n);
     const run = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000 });
-    const selfUsage = process.cpuUsage(self);
+    const selfCpu = cpuSince(process.pid, self);
     const windowUs: [number, number] = [from, Number(process.hrtime.bigint() / 1000n)];
     const stages = await allStageSeconds(ports);
     for (const [k, v] of stagesBefore) stages.set(k, stages.get(k)! - v);
-    const cpu = new Map<string, number>();
-    replicas.forEach((r, i) => cpu.set(r.service, (cpu.get(r.service) ?? 0) + processCpuSeconds(r.pid) - before[i]));
-    cpu.set('load generator (this process)', (selfUsage.user + selfUsage.system) / 1e6);
+    const cpu = new Map<string, ServiceCpu>();
+    replicas.forEach((r, i) => cpu.set(r.service, addCpu(cpu.get(r.service), cpuSince(r.pid, before[i]))));
+    cpu.set('load generator (this process)', selfCpu);
     log(`  ${run.achievedQps.toFixed(0)} qps served, p99 ${run.latency.p99Ms.toFixed(1)} ms`);
     if (!plan) {
       // The load generator's baselines: the same load on the same deployment through its other clients.
@@ -112,7 +132,7 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
 
 const deployments = [await measure('monolithic', null), await measure(`disaggregated: ${SHARDS} shards, row-wise in hotness order, dense ${DENSE === 'service' ? 'service' : 'in router'}, cache 2%`, plan)];
 
-const perQueryOf = (d: Measured, service: string) => (1000 * d.cpu.get(service)!) / d.run.ok;
+const perQueryOf = (d: Measured, service: string) => (1000 * d.cpu.get(service)!.total) / d.run.ok;
 
 /** The kernels' CPU ms per query of a service, where bench:cpu has one (the dense service's is not split out). */
 const kernelMs = (service: string): number | undefined => (service === 'model' ? kernels.monolith : service === 'router' && DENSE === 'router' ? kernels.router : kernels.shards.get(service));
@@ -126,15 +146,22 @@ for (const d of deployments) {
   const queries = d.run.ok;
   const services = d.cpu.size - 1;
   let total = 0;
-  for (const [service, seconds] of d.cpu) {
-    if (!service.startsWith('load generator')) total += seconds;
-    const ms = (1000 * seconds) / queries;
-    rows.push([d.label, service, (seconds / DURATION_S).toFixed(3), ms.toFixed(3), kernelMs(service)?.toFixed(3) ?? '', multiple(service, ms)]);
+  let system = 0;
+  let otherThreads = 0;
+  const share = (part: number, of: number) => `${Math.round((100 * part) / Math.max(of, 1e-9))}%`;
+  for (const [service, c] of d.cpu) {
+    if (!service.startsWith('load generator')) {
+      total += c.total;
+      system += c.system;
+      otherThreads += c.otherThreads;
+    }
+    const ms = (1000 * c.total) / queries;
+    rows.push([d.label, service, (c.total / DURATION_S).toFixed(3), ms.toFixed(3), share(c.system, c.total), share(c.otherThreads, c.total), kernelMs(service)?.toFixed(3) ?? '', multiple(service, ms)]);
   }
-  rows.push([d.label, `all ${services} services`, (total / DURATION_S).toFixed(3), ((1000 * total) / queries).toFixed(3), '', '']);
+  rows.push([d.label, `all ${services} services`, (total / DURATION_S).toFixed(3), ((1000 * total) / queries).toFixed(3), share(system, total), share(otherThreads, total), '', '']);
 }
 console.log(`\nbench:cpu — RM1 shape, ${ROWS} rows/table, batch ${BATCH}, ${QPS} qps offered for ${DURATION_S} s, everything on this machine`);
-console.log(renderTable(['deployment', 'process', 'cores', 'CPU ms per query', 'kernels ms per query', 'x kernels'], rows));
+console.log(renderTable(['deployment', 'process', 'cores', 'CPU ms per query', 'in the kernel', 'off the main thread', 'kernels ms per query', 'x kernels'], rows));
 console.log('');
 for (const d of deployments) {
   const l = d.run.latency;
@@ -147,7 +174,7 @@ for (const d of deployments) {
   const parts = [...d.stages].filter(([k]) => !k.endsWith('/total')).map(([k, v]) => `${k} ${((1000 * v) / d.run.ok).toFixed(3)} ms`);
   console.log(`  ${d.label}: ${parts.join(', ') || '(none besides total)'}`);
 }
-const servicesCpu = (d: Measured) => [...d.cpu].filter(([s]) => !s.startsWith('load generator')).reduce((sum, [, c]) => sum + c, 0) / d.run.ok;
+const servicesCpu = (d: Measured) => [...d.cpu].filter(([s]) => !s.startsWith('load generator')).reduce((sum, [, c]) => sum + c.total, 0) / d.run.ok;
 console.log(`the monolith's kernels alone with the caches flushed before each query: ${kernels.monolithColdCache.toFixed(3)} ms (${(kernels.monolithColdCache / kernels.monolith).toFixed(2)}x warm); the monolith serving is ${(perQueryOf(deployments[0], 'model') / kernels.monolithColdCache).toFixed(1)}x that`);
 console.log(`service CPU per query, disaggregated ÷ monolithic: ${(servicesCpu(deployments[1]) / servicesCpu(deployments[0])).toFixed(2)}×`);
 

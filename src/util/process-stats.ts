@@ -35,16 +35,31 @@ function rollupBytes(pid: number, fields: string[]): number {
   }
 }
 
-/** CPU seconds (user + system, all threads) a live process has used, from /proc (0 where it is not there). */
-export function processCpuSeconds(pid: number): number {
+/** CPU seconds a process has used, split by mode. */
+export interface CpuTimes {
+  user: number;
+  system: number;
+}
+
+/**
+ * CPU seconds (user and system) a live process has used, all its threads, or only thread `tid`
+ * of it (its main thread: `tid` = `pid`), from /proc (zeros where it is not there).
+ */
+export function processCpuTimes(pid: number, tid?: number): CpuTimes {
   try {
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS };
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
   }
+}
+
+/** CPU seconds (user + system, all threads) a live process has used (0 where it is not there). */
+export function processCpuSeconds(pid: number): number {
+  const t = processCpuTimes(pid);
+  return t.user + t.system;
 }
 
 /** USER_HZ: Linux reports process times in these ticks, 100 per second on every mainstream platform. */
