@@ -74,6 +74,30 @@ test('the utility meter counts distinct rows touched per window of samples, idle
   assert.equal(meter.rowsHeld, 15);
 });
 
+test('a large shard\'s meter tracks a sample of its rows and reads the utility of them all to within a point', () => {
+  // Two hotness-ordered pieces of 300k and 100k rows; a skewed trace touches the hot head of each.
+  const pieceRows = [300_000, 100_000];
+  const rng = new Rng(7);
+  const batch = 64, lookups = 40;
+  const requests = Array.from({ length: 20 }, () => {
+    const offsets = Int32Array.from({ length: batch * 2 + 1 }, (_, j) => j * lookups);
+    const ids = Int32Array.from({ length: batch * 2 * lookups }, (_, k) => Math.floor(pieceRows[Math.floor(k / lookups) % 2] * rng.next() ** 3));
+    return { batch, pieces: 2, offsets, ids, weights: null, idleSamples: 0 };
+  });
+  const read = (minTrackedRows?: number) => {
+    const windows: number[] = [];
+    const meter = new UtilityMeter(pieceRows, batch * requests.length, (u) => windows.push(u), minTrackedRows);
+    for (const r of requests) meter.record(r);
+    return { utility: windows[0], shift: meter.sampleShift };
+  };
+  const exact = read(Infinity);
+  const sampled = read();
+  assert.equal(exact.shift, 0);
+  assert.equal(sampled.shift, 3, 'one row in 8: 50k of 400k tracked');
+  assert.ok(exact.utility > 0.1 && exact.utility < 0.9, `exact utility ${exact.utility}`);
+  assert.ok(Math.abs(sampled.utility - exact.utility) < 0.01, `sampled ${sampled.utility} vs exact ${exact.utility}`);
+});
+
 test('hotness-ordered copies: ranges mapped or read from them equal the rows streamed through the permutation; a changed profile or a broken copy is never served', () => {
   const dir = path.join(tempDir(), 'm');
   const config = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 3_001, poolingFactor: 3 }, { name: 'b', rows: 500, poolingFactor: 2 }] };

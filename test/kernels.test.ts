@@ -75,23 +75,34 @@ test('native and TypeScript embedding-bag agree on a large skewed batch', { skip
 const stampKernels = [['typescript', stampRowsTs], ...(stampRowsNative ? [['native', stampRowsNative] as const] : [])] as const;
 
 for (const [name, kernel] of stampKernels) {
-  test(`stamp-rows (${name}) marks strided bags' rows and counts the first touches in a window`, () => {
+  test(`stamp-rows (${name}) marks each piece's rows of the (sample, piece) bags and counts the first touches in a window`, () => {
     const rows = 50, T = 3, samples = 9;
     const { offsets, indices } = randomBags(rows, samples, T, 5, 4);
-    const stamp = new Uint8Array(10 + rows);
-    // Table 1's bags, stamped at 10..: the rows they name, once each.
+    // Three pieces of 50 rows, stamped at 10.., 60.., 110.. (10 spare bytes in front).
+    const pieceBase = Int32Array.of(10, 60, 110);
+    const stamp = new Uint8Array(160);
     const want = new Set<number>();
-    for (let s = 0; s < samples; s++) for (let k = offsets[s * T + 1]; k < offsets[s * T + 2]; k++) want.add(indices[k]);
-    assert.equal(kernel(stamp, 10, 7, indices, offsets, samples, 1, T), want.size);
-    assert.deepEqual([...stamp].flatMap((v, i) => (v === 7 ? [i - 10] : [])), [...want].sort((a, b) => a - b));
-    assert.equal(kernel(stamp, 10, 7, indices, offsets, samples, 1, T), 0, 'the same window counts a row once');
-    assert.equal(kernel(stamp, 10, 8, indices, offsets, samples, 1, T), want.size, 'a new window counts it again');
+    for (let j = 0; j < samples * T; j++) for (let k = offsets[j]; k < offsets[j + 1]; k++) want.add(pieceBase[j % T] + indices[k]);
+    assert.equal(kernel(stamp, pieceBase, 7, indices, offsets, samples * T, T, 0), want.size);
+    assert.deepEqual([...stamp].flatMap((v, i) => (v === 7 ? [i] : [])), [...want].sort((a, b) => a - b));
+    assert.equal(kernel(stamp, pieceBase, 7, indices, offsets, samples * T, T, 0), 0, 'the same window counts a row once');
+    assert.equal(kernel(stamp, pieceBase, 8, indices, offsets, samples * T, T, 0), want.size, 'a new window counts it again');
+  });
+
+  test(`stamp-rows (${name}) with a sample shift tracks the middle row of each block, at id >> shift`, () => {
+    // Blocks of 4: rows 2, 6, 10 … are tracked, at stamp 0, 1, 2 …
+    const ids = Int32Array.of(0, 1, 2, 3, 6, 6, 7, 10, 2);
+    const offsets = Int32Array.of(0, 5, 9);
+    const stamp = new Uint8Array(8);
+    // Bag 0 is piece 0 (stamps from 0), bag 1 piece 1 (from 4).
+    assert.equal(kernel(stamp, Int32Array.of(0, 4), 3, ids, offsets, 2, 2, 2), 5, 'piece 0: rows 2, 6; piece 1: rows 6, 10, 2');
+    assert.deepEqual([...stamp], [3, 3, 0, 0, 3, 3, 3, 0]);
   });
 
   test(`stamp-rows (${name}) rejects a row outside the stamp array instead of writing past it`, () => {
     const stamp = new Uint8Array(4);
-    assert.throws(() => kernel(stamp, 1, 1, Int32Array.of(0, 3), Int32Array.of(0, 2), 1, 0, 1), RangeError);
-    assert.throws(() => kernel(stamp, 0, 1, Int32Array.of(-1), Int32Array.of(0, 1), 1, 0, 1), RangeError);
+    assert.throws(() => kernel(stamp, Int32Array.of(1), 1, Int32Array.of(0, 3), Int32Array.of(0, 2), 1, 1, 0), RangeError);
+    assert.throws(() => kernel(stamp, Int32Array.of(0), 1, Int32Array.of(-1), Int32Array.of(0, 1), 1, 1, 0), RangeError);
     assert.deepEqual([...stamp], [0, 1, 0, 0], 'rows before the bad one are stamped, nothing past the array');
   });
 }

@@ -1,23 +1,30 @@
 import { native } from '../util/native.ts';
 
 /**
- * Marks the rows a request touched, for a shard's memory-utility meter: for bag b
- * (0 ≤ b < numBags) at bagStart + b·bagStride, every id in offsets[bag]..offsets[bag+1] sets
- * stamp[stampStart + id] to `window`. Returns how many of those rows were not stamped with
- * `window` before (rows first touched in this window). A row outside the stamp array throws.
+ * Marks the rows a request touched, for a shard's memory-utility meter. Bag j
+ * (0 ≤ j < numBags) holds ids offsets[j]..offsets[j+1] of piece j % pieces. With
+ * sampleShift s, only one row in every 2^s is tracked, the one at position 2^(s-1) of its block
+ * (id & (2^s - 1) = 2^(s-1); every row when s = 0), at stamp[pieceBase[piece] + (id >> s)];
+ * each tracked id sets its stamp to `window`. Returns how many tracked rows were not stamped
+ * with `window` before (first touched in this window). A tracked row outside the stamp array
+ * throws.
  */
 export type StampRowsKernel = (
-  stamp: Uint8Array, stampStart: number, window: number, ids: Int32Array, offsets: Int32Array, numBags: number, bagStart: number, bagStride: number,
+  stamp: Uint8Array, pieceBase: Int32Array, window: number, ids: Int32Array, offsets: Int32Array, numBags: number, pieces: number, sampleShift: number,
 ) => number;
 
 /** Plain typed-array loops: the fallback where the addon is not built, and the test oracle. */
-export const stampRowsTs: StampRowsKernel = (stamp, stampStart, window, ids, offsets, numBags, bagStart, bagStride) => {
+export const stampRowsTs: StampRowsKernel = (stamp, pieceBase, window, ids, offsets, numBags, pieces, sampleShift) => {
+  const mask = (1 << sampleShift) - 1;
+  const tracked = sampleShift === 0 ? 0 : 1 << (sampleShift - 1);
   let touched = 0;
-  for (let b = 0; b < numBags; b++) {
-    const bag = bagStart + b * bagStride;
-    for (let k = offsets[bag], end = offsets[bag + 1]; k < end; k++) {
-      const at = stampStart + ids[k];
-      if (!(at >= 0 && at < stamp.length)) throw new RangeError(`stampRows: row ${ids[k]} outside the stamp array`);
+  for (let j = 0; j < numBags; j++) {
+    const base = pieceBase[j % pieces];
+    for (let k = offsets[j], end = offsets[j + 1]; k < end; k++) {
+      const id = ids[k];
+      if ((id & mask) !== tracked) continue;
+      const at = base + (id >> sampleShift);
+      if (!(at >= 0 && at < stamp.length)) throw new RangeError(`stampRows: row ${id} outside the stamp array`);
       if (stamp[at] !== window) {
         stamp[at] = window;
         touched++;
