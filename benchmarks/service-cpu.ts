@@ -13,8 +13,12 @@
  * PROFILE=1 (every service runs under V8's CPU profiler; prints each one's busiest functions
  * by self time over the measured window only, not start-up). The services' own settings apply as usual:
  * SHARDWISE_SERVICE_HEAP_MB=0 runs them on V8's default heap sizing,
- * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections.
+ * SHARDWISE_SERVICE_NODE_FLAGS=--trace-gc prints their collections. PERF=<service> (e.g. shard-1)
+ * records that service's first replica with Linux `perf` over the measured window (all its
+ * threads, kernel included; JIT frames named through --perf-basic-prof) and prints its top
+ * symbols by self time.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,6 +39,23 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const LocalSupervisor = await compiledSupervisor();
 const profileDir = process.env.PROFILE === '1' ? fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-cpuprofile-')) : null;
 if (profileDir) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`;
+const PERF = process.env.PERF;
+if (PERF) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --perf-basic-prof`;
+
+/** `perf record` of one process for `seconds`; resolves to its top symbols by self time once done. */
+function perfRecord(pid: number, seconds: number): Promise<string> {
+  const file = path.join(os.tmpdir(), `shardwise-perf-${pid}.data`);
+  const perf = spawn('perf', ['record', '-q', '-F', '1000', '-g', '-p', String(pid), '-o', file, '--', 'sleep', String(seconds)], { stdio: 'ignore' });
+  return new Promise((resolve) => {
+    perf.on('error', (e) => resolve(`perf did not run (${e.message}): install linux-perf`));
+    perf.on('exit', () => {
+      const report = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'dso,sym', '-g', 'none', '--stdio'], { encoding: 'utf8' });
+      fs.rmSync(file, { force: true });
+      resolve((report.stdout ?? '').split('\n').filter((l) => /%/.test(l) && !l.startsWith('#')).slice(0, 15).join('\n') || `perf report gave nothing: ${report.stderr}`);
+    });
+  });
+}
+let perfReport: Promise<string> | null = null;
 
 log(`model: RM1 shape, ${ROWS} rows × 10 tables; trace: 2000 queries of batch ${BATCH} at locality ${LOCALITY}; ${QPS} qps offered for ${DURATION_S} s`);
 const { config, modelDir, profileFile, queries, encoded, remove } = rm1Workload('cpu', ROWS, 2000, 2);
@@ -105,6 +126,8 @@ async function measure(label: string, plan: Plan | null): Promise<Measured> {
     const before = replicas.map((r) => cpuSnapshot(r.pid));
     const self = cpuSnapshot(process.pid);
     const from = Number(process.hrtime.bigint() / 1000n);
+    const perfTarget = PERF ? replicas.find((r) => r.service === PERF) : undefined;
+    if (perfTarget) perfReport = perfRecord(perfTarget.pid, DURATION_S);
     const run = await runOpenLoop(target, encoded, { qps: QPS, durationS: DURATION_S, timeoutMs: 10_000 });
     const selfCpu = cpuSince(process.pid, self);
     const windowUs: [number, number] = [from, Number(process.hrtime.bigint() / 1000n)];
@@ -191,6 +214,7 @@ if (profileDir) {
   }
   fs.rmSync(profileDir, { recursive: true, force: true });
 }
+if (PERF) console.log(`\nperf of ${PERF} over the measured window, by self time (all threads):\n${perfReport ? await perfReport : `no service named ${PERF}`}`);
 remove();
 
 const shardMultiples = plan.shards.map((s) => perQueryOf(deployments[1], s.name) / kernels.shards.get(s.name)!);
