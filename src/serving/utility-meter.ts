@@ -3,7 +3,7 @@ import { stampRows } from '../kernels/stamp-rows.ts';
 
 /**
  * Rows a meter tracks at least, when it samples: the share touched, a proportion, is then
- * read to within ±0.6% (two standard errors) of the share over all rows.
+ * read to within 0.6 points (two standard errors) of the share over all rows.
  */
 export const MIN_TRACKED_ROWS = 1 << 15;
 
