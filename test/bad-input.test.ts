@@ -34,7 +34,7 @@ test('a seeded battery of 500+ bad requests against serve --plan: every answer a
     const byClass = new Map<string, { cases: number; statuses: Map<number, number> }>();
     const port = sup.routerPort;
     for (const [i, c] of battery.entries()) {
-      const res = await sendRaw(port, c.bytes);
+      const res = await sendRaw(port, c.bytes).catch((e: Error) => assert.fail(`case ${i} [${c.cls}] ${c.label}: ${e.message}`));
       const what = `case ${i} [${c.cls}] ${c.label}: ${res.status} ${res.body.slice(0, 200)}`;
       assert.ok(res.status >= 400 && res.status < 500, what);
       const body = JSON.parse(res.body);

@@ -23,17 +23,18 @@ export function sendRaw(port: number, bytes: Buffer, timeoutMs = 10_000): Promis
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
+    let reset = '';
     const timer = setTimeout(() => socket.destroy(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
     socket.on('connect', () => socket.write(bytes));
     socket.on('data', (c) => chunks.push(c));
     // The server may close before reading all we sent (413 on a declared length): that is an answer, not a failure.
-    socket.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? undefined : reject(e)));
+    socket.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? (reset = `, ${e.code}`) : reject(e)));
     socket.on('close', () => {
       clearTimeout(timer);
       const text = Buffer.concat(chunks).toString('latin1');
       const split = text.indexOf('\r\n\r\n');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      if (!m || split < 0) return reject(new Error(`no HTTP answer (got ${JSON.stringify(text.slice(0, 200))})`));
+      if (!m || split < 0) return reject(new Error(`no HTTP answer (got ${JSON.stringify(text.slice(0, 200))}${reset})`));
       const headers: Record<string, string> = {};
       for (const line of text.slice(0, split).split('\r\n').slice(1)) {
         const at = line.indexOf(':');
