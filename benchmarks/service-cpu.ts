@@ -40,7 +40,9 @@ const LocalSupervisor = await compiledSupervisor();
 const profileDir = process.env.PROFILE === '1' ? fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-cpuprofile-')) : null;
 if (profileDir) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`;
 const PERF = process.env.PERF;
-if (PERF) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --perf-basic-prof`;
+// --perf-basic-prof names JIT frames in /tmp/perf-PID.map and, as a side effect, writes V8's code log (isolate-*.log in the working directory): kept in a temporary folder instead, both removed at the end.
+const perfLogDir = PERF ? fs.mkdtempSync(path.join(os.tmpdir(), 'shardwise-perf-')) : null;
+if (perfLogDir) process.env.SHARDWISE_SERVICE_NODE_FLAGS = `${process.env.SHARDWISE_SERVICE_NODE_FLAGS ?? ''} --perf-basic-prof --no-logfile-per-isolate --logfile=${perfLogDir}/v8-%p.log`;
 
 /** `perf record` of one process for `seconds`; resolves to its top symbols by self time once done. */
 function perfRecord(pid: number, seconds: number): Promise<string> {
@@ -214,7 +216,11 @@ if (profileDir) {
   }
   fs.rmSync(profileDir, { recursive: true, force: true });
 }
-if (PERF) console.log(`\nperf of ${PERF} over the measured window, by self time (all threads):\n${perfReport ? await perfReport : `no service named ${PERF}`}`);
+if (perfLogDir) {
+  console.log(`\nperf of ${PERF} over the measured window, by self time (all threads):\n${perfReport ? await perfReport : `no service named ${PERF}`}`);
+  fs.rmSync(perfLogDir, { recursive: true, force: true });
+  for (const d of deployments) for (const pid of d.pids.keys()) fs.rmSync(`/tmp/perf-${pid}.map`, { force: true });
+}
 remove();
 
 const shardMultiples = plan.shards.map((s) => perQueryOf(deployments[1], s.name) / kernels.shards.get(s.name)!);
