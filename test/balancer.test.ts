@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { HaproxyBalancer, balancerErrorFiles, balancerForSla, findHaproxy, haproxyConfig, refusalResponse } from '../src/cluster/balancer.ts';
 import { defaultConcurrencyLimit, nextLimit } from '../src/cluster/concurrency-limit.ts';
 import { startServeProcess } from '../src/bench/serve-process.ts';
-import { AdminServer } from '../src/cluster/admin-api.ts';
+import { AdminServer, adminTokenFile } from '../src/cluster/admin-api.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { tempDir, unusedPort } from './helpers.ts';
 import { type OverloadRun, overloadWorkload } from './overload-workload.ts';
@@ -227,6 +227,8 @@ test('SIGKILL of serve takes the balancer with it: the public port closes', { sk
     if (open) await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(!open, 'haproxy exited with its supervisor');
+  // A SIGKILLed serve cannot remove its admin token file (the next serve does, once it is stale): the test does.
+  fs.rmSync(adminTokenFile(Number(new URL(s.adminUrl).port)), { force: true });
 });
 
 test('3x overload on a CPU-limited front end behind the balancer: it refuses with 429 outside the front end, nothing fails, health stays prompt, and what it admits is answered within the SLA', { skip: noHaproxy || (cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end') }, async () => {
