@@ -30,6 +30,7 @@ napi_value StampRows(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const int32_t mask = static_cast<int32_t>((1u << shift) - 1);
+  // trackedPosition() in src/kernels/stamp-rows.ts: the middle of each block.
   const int32_t tracked = shift == 0 ? 0 : static_cast<int32_t>(1u << (shift - 1));
   const int64_t n = static_cast<int64_t>(stamp.length);
   int64_t touched = 0;

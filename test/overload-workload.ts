@@ -10,14 +10,11 @@ import { processCpuSeconds } from '../src/util/process-stats.ts';
 
 /**
  * How much cheaper a query is to a saturated front end than at light load, where its batcher
- * merges little: bench:overload's serving CPU per answer at a low limit against under overload
- * was 1.5-2.0 ms against 0.85-0.97 (1.5-2.4x) on one VM, 0.48 against 0.35-0.43 at the max on
- * one twice as fast, where these tests' 200 qps cost ~1.1 ms a query (~2.5x). At 1.5 a
- * fresh-clone run there estimated 659 qps and offered "2x" at 1,318, which the front end without
- * admission control kept up with (1,028/s within the SLA), so no overload was tested; the
- * runs that passed there estimated 752-767 and saw it collapse (349-485/s). At 1.8 it estimates
- * 959-1024 there and the front end without admission answers 2-8/s within the SLA at 2x (four
- * runs); on the slower VM it offers ~1.75x of what met the SLA there, under the 3x a fixed 750 was.
+ * merges little: bench:overload's serving CPU per answer at a low limit against under overload,
+ * 1.5-2.4x on one VM and ~2.5x on one twice as fast. Too low, and "2x" is an overload the front
+ * end without admission control keeps up with (1.5 on the faster VM: 1,028/s within the SLA at
+ * "2x", the test failing with no overload tested); at 1.8 it collapses there (2-8/s) while a
+ * slower VM is offered ~1.75x of its capacity, under the 3x at which these tests failed.
  */
 const BATCHING_GAIN = 1.8;
 

@@ -13,10 +13,13 @@ export type StampRowsKernel = (
   stamp: Uint8Array, pieceBase: Int32Array, window: number, ids: Int32Array, offsets: Int32Array, numBags: number, pieces: number, sampleShift: number,
 ) => number;
 
+/** The position inside each block of 2^sampleShift rows whose row is tracked (the middle; 0 when every row is). */
+export const trackedPosition = (sampleShift: number): number => (sampleShift === 0 ? 0 : 1 << (sampleShift - 1));
+
 /** Plain typed-array loops: the fallback where the addon is not built, and the test oracle. */
 export const stampRowsTs: StampRowsKernel = (stamp, pieceBase, window, ids, offsets, numBags, pieces, sampleShift) => {
   const mask = (1 << sampleShift) - 1;
-  const tracked = sampleShift === 0 ? 0 : 1 << (sampleShift - 1);
+  const tracked = trackedPosition(sampleShift);
   let touched = 0;
   for (let j = 0; j < numBags; j++) {
     const base = pieceBase[j % pieces];

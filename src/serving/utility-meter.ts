@@ -1,5 +1,5 @@
 import type { LookupRequest } from './messages.ts';
-import { stampRows } from '../kernels/stamp-rows.ts';
+import { stampRows, trackedPosition } from '../kernels/stamp-rows.ts';
 
 /**
  * Rows a meter tracks at least, when it samples: the share touched, a proportion, is then
@@ -12,7 +12,7 @@ export const MIN_TRACKED_ROWS = 1 << 15;
  * that one window of queries touched. A row is stamped with the window's number on its first
  * touch, so the meter costs one byte per tracked row and a compare per lookup
  * (src/kernels/stamp-rows.ts), and a new window needs no clearing (except when the 8-bit stamp
- * wraps, every 255 windows). A shard of more than 2 × MIN_TRACKED_ROWS rows tracks a
+ * wraps, every 255 windows). A shard of 2 × MIN_TRACKED_ROWS rows or more tracks a
  * systematic sample of them: one row in every 2^s of each piece, the middle of its block in
  * hotness order, so that the stamps' random writes (a hot shard's second pass over every id,
  * behind its gather) touch 2^s times fewer bytes; a 20M-row shard keeps 20k stamps, not 20 MB.
@@ -33,7 +33,7 @@ export class UtilityMeter {
     let shift = 0;
     while (this.rowsHeld / 2 ** (shift + 1) >= minTrackedRows && shift < 30) shift++;
     this.sampleShift = shift;
-    const tracked = shift === 0 ? 0 : 2 ** (shift - 1);
+    const tracked = trackedPosition(shift);
     this.pieceBase = new Int32Array(pieceRows.length + 1);
     // Ids tracked in a piece of n rows: those ≡ tracked (mod 2^shift) below n.
     pieceRows.forEach((rows, p) => (this.pieceBase[p + 1] = this.pieceBase[p] + (rows > tracked ? Math.floor((rows - 1 - tracked) / 2 ** shift) + 1 : 0)));
