@@ -15,7 +15,7 @@ import { startServeProcess } from '../src/bench/serve-process.ts';
 import { writePlan } from '../src/plan/validate.ts';
 import { DEFAULT_ROW_LOADING } from '../src/model/store.ts';
 import { mappedFileMemory } from '../src/util/process-stats.ts';
-import { cliAsync, tempDir } from './helpers.ts';
+import { cliAsync, tempDir, failuresOf } from './helpers.ts';
 import { testDeployments } from './deployments.ts';
 
 const dir = tempDir();
@@ -54,7 +54,7 @@ test('scale a shard, then the router, up and down under load: zero failed querie
     await sleep(1000);
     assert.deepEqual(await sup.scale('router', 1), { from: 2, to: 1 });
     const run = await load;
-    assert.equal(run.errors + run.timeouts + run.rejected, 0, `failed: ${run.errors} errors, ${run.timeouts} timeouts of ${run.sent}`);
+    assert.equal(run.errors + run.timeouts + run.rejected, 0, failuresOf(run));
     const state = sup.state().find((s) => s.name === 'shard-1')!;
     assert.equal(state.kind, 'shard');
     assert.equal(state.desired, 1);
@@ -141,7 +141,7 @@ test('serve --autoscale follows the load: bench --shape records a shard scaling 
     assert.ok(timeline.every((x: { rssBytes: number; pssBytes: number }) => x.rssBytes > 0 && x.pssBytes > 0 && x.pssBytes <= x.rssBytes), 'memory recorded every second');
     const peak = Math.max(...timeline.map((x: { replicas: Record<string, number> }) => Math.max(x.replicas['shard-0'], x.replicas['shard-1'])));
     assert.ok(peak >= 2, `a shard scaled out under load (timeline peak ${peak})`);
-    assert.equal(result.errors + result.timeouts, 0, `no failed query while scaling (errors ${result.errors}, timeouts ${result.timeouts}, refused ${result.rejected})`);
+    assert.equal(result.errors + result.timeouts, 0, `no failed query while scaling: ${failuresOf(result)}`);
     const metrics = await (await fetch(`${s.adminUrl}/metrics`)).text();
     assert.match(metrics, /^shardwise_desired_replicas\{model="tiny",service="shard-0"\} \d+$/m);
     let after = peak;
@@ -167,7 +167,7 @@ test('serve --autoscale --front-end-metric latency: a router whose p95 passes it
     assert.equal(bench.code, 0, bench.stderr);
     const { timeline, result } = JSON.parse(bench.stdout);
     assert.ok(Math.max(...timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router)) === 2, `the router scaled out on its p95 (router replicas each second: ${timeline.map((x: { replicas: Record<string, number> }) => x.replicas.router).join(' ')})`);
-    assert.equal(result.errors + result.timeouts, 0);
+    assert.equal(result.errors + result.timeouts, 0, failuresOf(result));
     const { services } = await (await fetch(`${s.adminUrl}/v1/state`)).json();
     assert.ok(services.filter((x: { kind: string }) => x.kind !== 'router').every((x: { replicas: unknown[] }) => x.replicas.length === 1), 'the others stay at one replica');
   } finally {

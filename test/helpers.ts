@@ -61,3 +61,8 @@ export async function unusedPort(): Promise<number> {
   await new Promise((r) => s.close(r));
   return port;
 }
+
+/** A run's failures in words, with what the first one got: the message of a zero-failure assertion. */
+export function failuresOf(r: { sent: number; errors: number; timeouts: number; rejected: number; firstFailure?: string }): string {
+  return `${r.errors} errors, ${r.timeouts} timeouts, ${r.rejected} refused of ${r.sent}${r.firstFailure ? ` (first: ${r.firstFailure})` : ''}`;
+}

@@ -4,7 +4,7 @@ import { loadModel } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
-import { maxAbsDiff } from './helpers.ts';
+import { maxAbsDiff, failuresOf } from './helpers.ts';
 import { TestDns, dnsmasqMissing } from './dns-server.ts';
 import { TestNetwork, netemAvailable, netnsMissing } from '../src/bench/network-hosts.ts';
 import { podWorkload, startPod, waitReady, type Pod } from './pods.ts';
@@ -56,7 +56,7 @@ test('shards on separate network hosts found by DNS: parity, and a killed host, 
         }
       }
       t.diagnostic(`${what}: ${r.ok} ok, ${r.errors + r.timeouts} failed, p99 ${r.latency.p99Ms.toFixed(1)} ms${heal ? `; serving again ${recoverMs.toFixed(0)} ms after it healed` : ''}`);
-      assert.equal(r.errors + r.timeouts + r.rejected, 0, `${what}: no failed query while another replica is up`);
+      assert.equal(r.errors + r.timeouts + r.rejected, 0, `${what}: no failed query while another replica is up: ${failuresOf(r)}`);
       if (heal) assert.ok(recoverMs < 20_000, `${what}: the replica is back in rotation`);
       return r;
     };

@@ -11,7 +11,7 @@ import type { LocalSupervisor, SupervisorOptions } from '../src/cluster/supervis
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop } from '../src/bench/load-generator.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir, failuresOf } from './helpers.ts';
 import { overloadWorkload } from './overload-workload.ts';
 import { testDeployments } from './deployments.ts';
 
@@ -36,7 +36,7 @@ test('SIGSTOP one shard replica of two under load: no failed query, p99 far belo
   try {
     const router = `http://127.0.0.1:${sup.replicas().find((r) => r.role === 'router')!.metricsPort}`;
     const normal = await load(sup, 150, 3);
-    assert.equal(normal.errors + normal.timeouts + normal.rejected, 0);
+    assert.equal(normal.errors + normal.timeouts + normal.rejected, 0, failuresOf(normal));
     const victim = sup.replicas().find((r) => r.service === 'shard-1')!;
     process.kill(victim.pid, 'SIGSTOP');
     let stopped;
@@ -46,7 +46,7 @@ test('SIGSTOP one shard replica of two under load: no failed query, p99 far belo
       process.kill(victim.pid, 'SIGCONT');
     }
     console.log(`# hung replica: p99 ${normal.latency.p99Ms.toFixed(1)} ms normal, ${stopped.latency.p99Ms.toFixed(1)} ms with one of two shard-1 replicas stopped; ${stopped.errors + stopped.timeouts} failed of ${stopped.sent}`);
-    assert.equal(stopped.errors + stopped.timeouts + stopped.rejected, 0, 'no failed query');
+    assert.equal(stopped.errors + stopped.timeouts + stopped.rejected, 0, `no failed query: ${failuresOf(stopped)}`);
     assert.ok(stopped.latency.p99Ms < 500, `p99 ${stopped.latency.p99Ms} ms: requests did not wait out the 2 s deadline`);
     assert.ok((await scrapeMetric(router, 'shardwise_replica_ejections_total', 'pool="shard-1"')) >= 1, 'the stopped replica was ejected');
     assert.ok((await scrapeMetric(router, 'shardwise_hedged_requests_total', 'pool="shard-1"')) >= 1);
@@ -132,7 +132,7 @@ test('2x overload on a CPU-limited front end: admission control refuses with 429
     const b = await overload(without, 2 * capacity);
     console.log(`# overload: ~${capacity} qps of capacity at 0.5 CPU; at 2x with admission control: goodput ${goodput(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; without: goodput ${goodput(b).toFixed(0)}/s, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms, ${b.r.errors + b.r.timeouts} failed`);
     assert.ok(a.r.rejected > 0, '429s appear');
-    assert.equal(a.r.errors + a.r.timeouts, 0, 'with admission control nothing fails but refusals');
+    assert.equal(a.r.errors + a.r.timeouts, 0, `with admission control nothing fails but refusals: ${failuresOf(a.r)}`);
     assert.equal(a.health.failures, 0);
     assert.ok(a.r.latency.p99Ms * 3 < b.r.latency.p99Ms, `admitted p99 ${a.r.latency.p99Ms} ms vs ${b.r.latency.p99Ms} ms without`);
     // Relative, not the 100 ms the issue asks: on this 2-core machine the probe shares the cores with the load generator and measured 65 ms to 1 s between runs (README: bench:overload).

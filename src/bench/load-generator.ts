@@ -29,6 +29,8 @@ export interface RunResult {
   okWithinSla: number;
   errors: number;
   timeouts: number;
+  /** What the first query that failed (an error or a timeout) got, to say why in a report. */
+  firstFailure?: string;
   achievedQps: number;
   latency: ReturnType<LatencyRecorder['summary']>;
 }
@@ -187,7 +189,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   let q = 0;
   let inflight = 0;
   let lastProgress = start;
-  let firstError: string | undefined;
+  let firstFailure: string | undefined;
 
   const send = (scheduled: number) => {
     const query = queries[q++ % queries.length];
@@ -210,7 +212,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
         latency.recordMs(ms);
         sec?.latencies.push(ms);
         if (ms <= slaMs) result.okWithinSla++;
-      } else if (outcome !== 'rejected') firstError ??= detail;
+      } else if (outcome !== 'rejected') firstFailure ??= detail ?? `no answer within ${opts.timeoutMs} ms`;
     };
     sender.send(query, finish);
   };
@@ -244,8 +246,8 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   if (opts.onSecond) reportSeconds(Infinity);
   await sender.close();
   const durationS = opts.durationS;
-  if (firstError && result.errors > 0) opts.onProgress?.(`  first error: ${firstError}`);
-  return { targetQps: opts.qps, durationS, ...result, achievedQps: result.ok / durationS, latency: latency.summary() };
+  if (firstFailure) opts.onProgress?.(`  first failure: ${firstFailure}`);
+  return { targetQps: opts.qps, durationS, ...result, firstFailure, achievedQps: result.ok / durationS, latency: latency.summary() };
 }
 
 export interface FindMaxOptions {
