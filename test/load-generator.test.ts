@@ -112,6 +112,48 @@ test('every load client reads split answers, refusals, closed connections and ch
   }
 });
 
+/** A raw HTTP server that closes each connection, with no answer, at its `closeAt`-th request (1: the first). */
+async function closingServer(closeAt: number): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let n = 0;
+    let pending = Buffer.alloc(0);
+    socket.on('data', (d) => {
+      pending = Buffer.concat([pending, d]);
+      const end = pending.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/content-length: (\d+)/i.exec(pending.toString('latin1', 0, end))![1]);
+      if (pending.length < end + 4 + length) return;
+      pending = pending.subarray(end + 4 + length);
+      if (++n === closeAt) socket.destroy();
+      else socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    close: () => new Promise((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))),
+  };
+}
+
+test('the raw client sends a query again when a reused keep-alive connection closes before any answer, and counts the same close on a new connection as a failure', async () => {
+  const closesIdle = await closingServer(2);
+  const closesAll = await closingServer(1);
+  try {
+    const r = await runOpenLoop({ url: closesIdle.url, modelName: 'tiny' }, queries, { qps: 20, durationS: 1, timeoutMs: 2000 });
+    assert.ok(r.sent >= 10, `sent ${r.sent}`);
+    assert.equal(r.ok, r.sent, `every query answered: ${r.errors} errors (first: ${r.firstFailure})`);
+    const f = await runOpenLoop({ url: closesAll.url, modelName: 'tiny' }, queries, { qps: 20, durationS: 1, timeoutMs: 2000 });
+    assert.equal(f.errors, f.sent);
+    assert.equal(f.firstFailure, 'the server closed the connection');
+  } finally {
+    await closesIdle.close();
+    await closesAll.close();
+  }
+});
+
 test('find-max brackets the capacity of a server that serializes requests', async () => {
   // One request at a time, 5 ms each: capacity ≈ 200 qps; with p99 ≤ 60 ms the max lies below that.
   let busyUntil = 0;

@@ -9,6 +9,7 @@ const CHUNKED = /\r\ntransfer-encoding:[^\r]*chunked/i;
 const MAX_CONNECTIONS = 512;
 
 type Finish = (outcome: Outcome, detail?: string) => void;
+type Send = (head: Buffer, body: Buffer, finish: Finish, deadline: number) => void;
 
 /** Where a chunked body ends in `buf` (past its last chunk and trailers), -1 while it is incomplete, -2 if it is malformed. */
 function chunkedBodyEnd(buf: Buffer): number {
@@ -32,6 +33,13 @@ function chunkedBodyEnd(buf: Buffer): number {
 class Connection {
   finish: Finish | null = null;
   deadline = 0;
+  /** The query on it, kept to send again (see fail). */
+  private head: Buffer | null = null;
+  private body: Buffer | null = null;
+  /** It answered a query before: the query now on it reuses a keep-alive connection. */
+  private reused = false;
+  /** A byte of the current answer arrived. */
+  private answering = false;
   /** What arrived of the answer so far while its end is unknown: its head, or a chunked body (small, for the answers this reads). */
   private pending: Buffer | null = null;
   private reading: 'head' | 'length' | 'chunked' = 'head';
@@ -43,7 +51,7 @@ class Connection {
   private closed = false;
   readonly socket: net.Socket;
 
-  constructor(host: string, port: number, private readonly idle: (c: Connection) => void, private readonly removed: (c: Connection) => void) {
+  constructor(host: string, port: number, private readonly idle: (c: Connection) => void, private readonly removed: (c: Connection) => void, private readonly resend: Send) {
     this.socket = net.connect(port, host);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d) => this.onData(d));
@@ -54,6 +62,8 @@ class Connection {
   send(head: Buffer, body: Buffer, finish: Finish, deadline: number): void {
     this.finish = finish;
     this.deadline = deadline;
+    this.head = head;
+    this.body = body;
     this.socket.cork();
     this.socket.write(head);
     this.socket.write(body);
@@ -69,6 +79,7 @@ class Connection {
   }
 
   private onData(d: Buffer): void {
+    this.answering = true;
     if (this.reading === 'head') {
       const buf = this.pending ? Buffer.concat([this.pending, d]) : d;
       const end = buf.indexOf(HEADER_END);
@@ -102,6 +113,8 @@ class Connection {
     this.reading = 'head';
     const finish = this.finish;
     this.finish = null;
+    this.reused = true;
+    this.answering = false;
     if (this.closeAfter) this.socket.destroy();
     else this.idle(this);
     finish?.(outcomeOf(this.status), `HTTP ${this.status}`);
@@ -114,7 +127,13 @@ class Connection {
     if (!this.socket.destroyed) this.socket.destroy();
     const finish = this.finish;
     this.finish = null;
-    finish?.('errors', reason);
+    if (!finish) return;
+    // A server may close an idle keep-alive connection (its timeout, a replica leaving) as a
+    // query goes out on it: closed with no byte of an answer, the query was not served, and
+    // as a browser does (RFC 9112 9.3.1; inference has no side effects) it goes again, once,
+    // on a new connection. On a new connection the same close is the server's failure.
+    if (this.reused && !this.answering) this.resend(this.head!, this.body!, finish, this.deadline);
+    else finish('errors', reason);
   }
 }
 
@@ -140,6 +159,7 @@ export function rawHttpSender(url: URL, timeoutMs: number): Sender {
     return head;
   };
   const idle: Connection[] = [];
+  let stopped = false;
   const all = new Set<Connection>();
   const waiting: { head: Buffer; body: Buffer; finish: Finish; deadline: number }[] = [];
   const onIdle = (c: Connection) => {
@@ -154,9 +174,17 @@ export function rawHttpSender(url: URL, timeoutMs: number): Sender {
     const next = waiting.shift();
     if (next) dispatch(next.head, next.body, next.finish, next.deadline);
   };
-  const dispatch = (head: Buffer, body: Buffer, finish: Finish, deadline: number) => {
-    const c = idle.pop() ?? (all.size < MAX_CONNECTIONS ? new Connection(host, port, onIdle, onGone) : null);
+  const connect = () => new Connection(host, port, onIdle, onGone, resend);
+  const dispatch: Send = (head, body, finish, deadline) => {
+    const c = idle.pop() ?? (all.size < MAX_CONNECTIONS ? connect() : null);
     if (!c) return void waiting.push({ head, body, finish, deadline });
+    all.add(c);
+    c.send(head, body, finish, deadline);
+  };
+  // On a new connection, so that a failure there is not retried again.
+  const resend: Send = (head, body, finish, deadline) => {
+    if (stopped) return finish('errors', 'the load generator closed');
+    const c = connect();
     all.add(c);
     c.send(head, body, finish, deadline);
   };
@@ -171,6 +199,7 @@ export function rawHttpSender(url: URL, timeoutMs: number): Sender {
       dispatch(headOf(query), query.body, finish, performance.now() + timeoutMs);
     },
     async close() {
+      stopped = true;
       clearInterval(sweep);
       for (const c of all) c.socket.destroy();
       all.clear();
