@@ -59,3 +59,30 @@ test("a front end's p95 read off its latency histogram lands within 10% of the t
     assert.ok(Math.abs(p95Ms - truth) <= 0.1 * truth, `answers uniform over [${lo}, ${hi}) ms: p95 ${truth.toFixed(1)} ms read as ${p95Ms.toFixed(1)} ms`);
   }
 });
+
+test("a service's default metrics are prom-client's, loaded by module (no @opentelemetry/api), the CPU counters counting", async () => {
+  const { default: full } = await import('prom-client');
+  const reference = new full.Registry();
+  full.collectDefaultMetrics({ register: reference, prefix: 'shardwise_' });
+  const dropped = new Set(['active_handles', 'active_requests', 'active_resources'].map((n) => `shardwise_nodejs_${n}_total`));
+  const expected = (await reference.getMetricsAsJSON()).map((m) => m.name).filter((n) => !dropped.has(n)).sort();
+  const metrics = new ServiceMetrics('shard-0');
+  const names = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+  assert.deepEqual(expected.filter((n) => !names.has(n)), [], 'every default metric of prom-client is there');
+  const cpu = async () => Number(/^shardwise_process_cpu_seconds_total\S* (\S+)$/m.exec(await metrics.registry.metrics())?.[1]);
+  const before = await cpu();
+  const until = performance.now() + 30;
+  while (performance.now() < until); // 30 ms of CPU
+  const after = await cpu();
+  assert.ok(after - before >= 0.02 && after - before < 1, `process_cpu_seconds_total grew by ${after - before} s over 30 ms of work`);
+  const user = Number(/^shardwise_process_cpu_user_seconds_total\S* (\S+)$/m.exec(await metrics.registry.metrics())?.[1]);
+  assert.ok(user > 0 && user <= after + 0.01, `user CPU ${user} s within the total`);
+  // What a service process loads (this test process has loaded all of prom-client itself).
+  const probe = `const m = await import(${JSON.stringify(new URL('../src/serving/metrics.ts', import.meta.url).href)}); await new m.ServiceMetrics('x').registry.metrics();
+    const { createRequire } = await import('node:module'); console.log(Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes('node_modules')).join('\\n'));`;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  const modules = child.stdout.trim().split('\n');
+  assert.ok(modules.some((f) => f.includes('prom-client/lib/histogram')), `prom-client's modules loaded: ${modules.join(', ')}`);
+  assert.deepEqual(modules.filter((f) => /@opentelemetry|prom-client\/(index|lib\/(summary|pushgateway|cluster))/.test(f)), []);
+});

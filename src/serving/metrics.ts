@@ -1,5 +1,5 @@
 import * as http from 'node:http';
-import * as client from 'prom-client';
+import * as client from './prometheus.ts';
 
 /**
  * One Prometheus registry per service process. Names follow shardwise_<thing>_<unit>; every
