@@ -108,21 +108,26 @@ for (const [name, kernel] of stampKernels) {
 }
 
 test('dot interaction emits x then the strictly lower Gram triangle in DLRM order', () => {
+  // n = 11 (RM1's ten tables) takes the kernel's four-at-once path for rows 4 and on, n = 4 never does.
+  for (const [dim, n] of [[3, 4], [5, 11]]) {
+    const batch = 2;
+    const v = randomFloats(batch * n * dim, 6);
+    const width = dim + (n * (n - 1)) / 2;
+    const out = new Float32Array(batch * width);
+    interact('dot', v, batch, n, dim, out);
+    const dot = (s: number, i: number, j: number) => {
+      let a = 0;
+      for (let k = 0; k < dim; k++) a += v[(s * n + i) * dim + k] * v[(s * n + j) * dim + k];
+      return a;
+    };
+    for (let s = 0; s < batch; s++) {
+      const want = [...v.subarray(s * n * dim, s * n * dim + dim)];
+      for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) want.push(dot(s, i, j));
+      assert.ok(maxAbsDiff(out.subarray(s * width, (s + 1) * width), want) < 1e-6, `dim ${dim}, n ${n}`);
+    }
+  }
   const dim = 3, n = 4, batch = 2;
   const v = randomFloats(batch * n * dim, 6);
-  const width = dim + (n * (n - 1)) / 2;
-  const out = new Float32Array(batch * width);
-  interact('dot', v, batch, n, dim, out);
-  const dot = (s: number, i: number, j: number) => {
-    let a = 0;
-    for (let k = 0; k < dim; k++) a += v[(s * n + i) * dim + k] * v[(s * n + j) * dim + k];
-    return a;
-  };
-  for (let s = 0; s < batch; s++) {
-    const want = [...v.subarray(s * n * dim, s * n * dim + dim)];
-    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) want.push(dot(s, i, j));
-    assert.ok(maxAbsDiff(out.subarray(s * width, (s + 1) * width), want) < 1e-6);
-  }
   const cat = new Float32Array(batch * n * dim);
   interact('cat', v, batch, n, dim, cat);
   assert.deepEqual(cat, v);
