@@ -12,6 +12,8 @@
  * cgroup CPU limit (FRONT_END_CPUS, default 0.5) so that the load generator on the same two
  * cores has room to send; where cgroups can't be written it runs unlimited (serve warns) and
  * the table says what was actually sent. The load generator's own CPU per query is printed, and
+ * how late it sent (p99 of send − scheduled time: a step whose sender lagged measured the
+ * sender too, and the health probe, in the same process, shares that lag), and
  * the balancer's (HAProxy shares the two cores too), and the share of the machine's CPU the
  * hypervisor stole during each step and each max search (a shared VM's noise, in the open). Without haproxy installed the balancer's
  * rows are skipped, saying so. Each step also shows the serving processes' CPU: cores used (their
@@ -160,7 +162,7 @@ try {
       // Over the whole call (its warm-up second too): the answer rate is steady across it.
       const servingCores = (cpuOf(serving) - serving0) / ((performance.now() - wall0) / 1000);
       rows.push({ multiple, d, run, health, loadCpuMsPerQuery: (cpu.user + cpu.system) / 1000 / Math.max(1, run.sent), balancerMsPerQuery, servingCores, servingMsPerAnswer: (1000 * servingCores) / Math.max(1, run.achievedQps), steal });
-      log(`[${multiple}x ${d.label}] sent ${run.sent}, ok ${run.ok} (${run.okWithinSla} within the SLA), refused ${run.rejected}, failed ${run.errors + run.timeouts}, p99 ${run.latency.p99Ms.toFixed(1)} ms, health p99 ${health.latency.p99Ms.toFixed(1)} ms`);
+      log(`[${multiple}x ${d.label}] sent ${run.sent}, ok ${run.ok} (${run.okWithinSla} within the SLA), refused ${run.rejected}, failed ${run.errors + run.timeouts}, p99 ${run.latency.p99Ms.toFixed(1)} ms, health p99 ${health.latency.p99Ms.toFixed(1)} ms, send lag p99 ${run.sendLag.p99Ms.toFixed(1)} ms`);
     }
   }
 
@@ -171,7 +173,7 @@ try {
   console.log(`\nbench:overload — ${shape} at ${CPUS} CPU, max ${maxQps.toFixed(0)} qps at p99 ≤ ${SLA_MS} ms before the steps (the multiples' base), ${maxAfter.toFixed(0)} after; goodput ÷ ${capacity.toFixed(0)}, the higher; ${STEP_S} s per step`);
   console.log(
     renderTable(
-      ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'balancer ms/query', 'serving cores', 'serving ms/answer', 'VM steal'],
+      ['load', 'deployment', 'offered qps', 'sent/s', 'goodput (in SLA) ÷ max', 'answered/s', 'refused', 'failed', 'admitted p50 ms', 'admitted p99 ms', 'health p99 ms', 'health failures', 'load gen ms/query', 'load gen send lag p99 ms', 'balancer ms/query', 'serving cores', 'serving ms/answer', 'VM steal'],
       rows.map(({ multiple, d, run, health, loadCpuMsPerQuery, balancerMsPerQuery, servingCores, servingMsPerAnswer, steal }) => [
         `${multiple}x`,
         d.label,
@@ -186,6 +188,7 @@ try {
         health.latency.p99Ms.toFixed(1),
         health.failures,
         loadCpuMsPerQuery.toFixed(3),
+        run.sendLag.p99Ms.toFixed(1),
         balancerMsPerQuery?.toFixed(3) ?? '',
         servingCores.toFixed(2),
         servingMsPerAnswer.toFixed(3),
@@ -193,6 +196,12 @@ try {
       ]),
     ),
   );
+  // The load generator shares the cores: where it sent late, its lag is in those latencies (and in its health probes').
+  const lagging = rows.filter((r) => r.run.sendLag.p99Ms > SLA_MS / 10);
+  if (lagging.length > 0) {
+    const steps = lagging.map((r) => `${r.multiple}x ${r.d.label} (p99 ${r.run.sendLag.p99Ms.toFixed(0)} ms, max ${r.run.sendLag.maxMs.toFixed(0)} ms)`);
+    console.log(`\nthe load generator itself sent late in ${lagging.length} step(s), by more than a tenth of the SLA: ${steps.join('; ')}; those latencies include its own delay`);
+  }
   const at = (m: number, label: string) => rows.find((r) => r.multiple === m && r.d.label === label)!;
   const m = MULTIPLES.includes(4) ? 4 : MULTIPLES[MULTIPLES.length - 1];
   const goodput = (r: RunResult) => r.okWithinSla / r.durationS / capacity;

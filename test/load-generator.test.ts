@@ -40,6 +40,24 @@ test('open loop: a slow server does not slow the sender, and latency includes th
   }
 });
 
+test("the sender's own lag is measured: queries due while its event loop was blocked are sent late, and their latency counts from when they were due", async () => {
+  const srv = await fakeServer(0);
+  try {
+    // 300 ms of the sender's own CPU a third of the way into the run: ~60 queries fall due meanwhile.
+    setTimeout(() => {
+      const until = performance.now() + 300;
+      while (performance.now() < until);
+    }, 700);
+    const r = await runOpenLoop({ url: srv.url, modelName: 'tiny' }, queries, { qps: 200, durationS: 2, timeoutMs: 5000, warmupS: 0.2, seed: 5 });
+    assert.equal(r.ok, r.sent);
+    assert.ok(r.sendLag.maxMs >= 250, `send lag max ${r.sendLag.maxMs} ms behind a 300 ms block`);
+    assert.ok(r.sendLag.p99Ms >= 100, `send lag p99 ${r.sendLag.p99Ms} ms: over 1% of the queries were due in the block`);
+    assert.ok(r.latency.maxMs >= r.sendLag.maxMs, 'a late send is part of its latency');
+  } finally {
+    await srv.close();
+  }
+});
+
 test('errors and timeouts are counted, not hidden', async () => {
   const failing = await fakeServer(0, 503);
   const slow = await fakeServer(2000);
@@ -180,6 +198,7 @@ test('the max-QPS search doubles, bisects to 5%, and needs a second miss at a ra
   const result = (qps: number, p99Ms: number): RunResult => ({
     targetQps: qps, durationS: 1, sent: qps, ok: qps, rejected: 0, okWithinSla: qps, errors: 0, timeouts: 0, achievedQps: qps,
     latency: { count: qps, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p95Ms: p99Ms, p99Ms, p999Ms: p99Ms, maxMs: p99Ms },
+    sendLag: { p99Ms: 0, maxMs: 0 },
   });
   const tried: number[] = [];
   let stalled = false;
@@ -202,6 +221,7 @@ test('the max-QPS search stops at its floor instead of bisecting down to nothing
   const missed = (qps: number): RunResult => ({
     targetQps: qps, durationS: 1, sent: qps, ok: qps, rejected: 0, okWithinSla: qps, errors: 0, timeouts: 0, achievedQps: qps,
     latency: { count: qps, meanMs: 90, p50Ms: 90, p95Ms: 90, p99Ms: 90, p999Ms: 90, maxMs: 90 },
+    sendLag: { p99Ms: 0, maxMs: 0 },
   });
   const tried: number[] = [];
   for (let qps = search.next(); qps !== null; qps = search.next()) {

@@ -33,6 +33,13 @@ export interface RunResult {
   firstFailure?: string;
   achievedQps: number;
   latency: ReturnType<LatencyRecorder['summary']>;
+  /**
+   * How late the load generator sent its queries (send time − scheduled time, every query
+   * counted): part of every latency above, and the measure of its own overload. When the
+   * sender shares cores with what it measures, a high send lag says the step measured the
+   * sender, not the server.
+   */
+  sendLag: { p99Ms: number; maxMs: number };
 }
 
 /**
@@ -164,6 +171,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const sender = senders[opts.client ?? 'raw'](url, opts.timeoutMs);
   const rng = new Rng(opts.seed ?? 1);
   const latency = new LatencyRecorder();
+  const sendLag = new LatencyRecorder();
   const result = { sent: 0, ok: 0, rejected: 0, okWithinSla: 0, errors: 0, timeouts: 0 };
   const slaMs = opts.slaMs ?? Infinity;
   const rate = opts.rate ?? (() => opts.qps);
@@ -191,11 +199,14 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   let lastProgress = start;
   let firstFailure: string | undefined;
 
-  const send = (scheduled: number) => {
+  const send = (scheduled: number, now: number) => {
     const query = queries[q++ % queries.length];
     const counted = scheduled >= measureFrom;
     const sec = counted && opts.onSecond ? bucket(scheduled) : null;
-    if (counted) result.sent++;
+    if (counted) {
+      result.sent++;
+      sendLag.recordMs(now - scheduled);
+    }
     if (sec) sec.sent++;
     inflight++;
     const finish = (outcome: Outcome, detail?: string) => {
@@ -227,7 +238,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
           next += 100;
           continue;
         }
-        send(next);
+        send(next, now);
         next += (-Math.log(1 - rng.next()) * 1000) / r;
       }
       // A second is reported once the requests of the second before it had their timeout to answer.
@@ -247,7 +258,8 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   await sender.close();
   const durationS = opts.durationS;
   if (firstFailure) opts.onProgress?.(`  first failure: ${firstFailure}`);
-  return { targetQps: opts.qps, durationS, ...result, firstFailure, achievedQps: result.ok / durationS, latency: latency.summary() };
+  const lag = sendLag.summary();
+  return { targetQps: opts.qps, durationS, ...result, firstFailure, achievedQps: result.ok / durationS, latency: latency.summary(), sendLag: { p99Ms: lag.p99Ms, maxMs: lag.maxMs } };
 }
 
 export interface FindMaxOptions {
