@@ -26,7 +26,8 @@
  * half, every replica at FRONT_END_CPUS), DEPLOYMENTS (which to run beside the one without
  * admission control, on which the max is searched: any of adaptive,fixed,front-end; all by
  * default), BALANCER_TARGETS_MS (e.g. 30,35: one more adaptive balancer per value, its
- * --balancer-target-ms, beside the default's half of the SLA).
+ * --balancer-target-ms, beside the default's half of the SLA), BALANCER_QUEUES_MS (e.g. 25:
+ * one more per --balancer-queue-ms, beside the default's quarter of the SLA).
  */
 import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
@@ -110,11 +111,14 @@ const NONE = 'no admission control';
 const haproxy = findHaproxy() !== null;
 if (!haproxy) log('haproxy is not installed (Debian: apt-get install haproxy): the balancer rows are skipped');
 const KINDS = new Set((process.env.DEPLOYMENTS ?? 'adaptive,fixed,front-end').split(','));
-const TARGETS_MS = (process.env.BALANCER_TARGETS_MS ?? '').split(',').filter(Boolean).map(Number);
+const listOf = (v: string | undefined) => (v ?? '').split(',').filter(Boolean).map(Number);
+const TARGETS_MS = listOf(process.env.BALANCER_TARGETS_MS);
+const QUEUES_MS = listOf(process.env.BALANCER_QUEUES_MS);
 const balanced = (flags: string[]) => ['--balancer', 'haproxy', ...balancerFlags, ...flags];
 const specs: [label: string, flags: string[]][] = [];
 if (haproxy && KINDS.has('adaptive')) specs.push([BALANCER, balanced([])]);
 for (const ms of haproxy ? TARGETS_MS : []) specs.push([`balancer, target ${ms} ms`, balanced(['--balancer-target-ms', String(ms)])]);
+for (const ms of haproxy ? QUEUES_MS : []) specs.push([`balancer, queue ${ms} ms`, balanced(['--balancer-queue-ms', String(ms)])]);
 if (haproxy && KINDS.has('fixed')) specs.push([FIXED, balanced(['--no-balancer-adaptive'])]);
 if (KINDS.has('front-end')) specs.push(['admission in the front end', []]);
 specs.push([NONE, ['--no-admission']]);
