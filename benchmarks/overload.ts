@@ -29,7 +29,7 @@
  * --balancer-target-ms, beside the default's half of the SLA), BALANCER_QUEUES_MS (e.g. 25:
  * one more per --balancer-queue-ms, beside the default's quarter of the SLA).
  */
-import { findMaxQps, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { findMaxQps, runOpenLoop, type RunResult, type SecondStats } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
 import { startServeProcess, type ServeProcess } from '../src/bench/serve-process.ts';
 import { scrapeMetric } from '../src/protocol/oip-client.ts';
@@ -158,7 +158,8 @@ try {
       const wall0 = performance.now();
       const cpu0 = process.cpuUsage();
       const ticks = machineCpuTicks();
-      const run = await runOpenLoop(target(d), encoded, { qps: multiple * maxQps, durationS: STEP_S, timeoutMs: 5000, warmupS: 1, slaMs: SLA_MS });
+      const seconds: SecondStats[] = [];
+      const run = await runOpenLoop(target(d), encoded, { qps: multiple * maxQps, durationS: STEP_S, timeoutMs: 5000, warmupS: 1, slaMs: SLA_MS, onSecond: (x) => seconds.push(x) });
       const cpu = process.cpuUsage(cpu0);
       const steal = stealShare(ticks, machineCpuTicks());
       const health = await probe.stop();
@@ -166,6 +167,8 @@ try {
       // Over the whole call (its warm-up second too): the answer rate is steady across it.
       const servingCores = (cpuOf(serving) - serving0) / ((performance.now() - wall0) / 1000);
       rows.push({ multiple, d, run, health, loadCpuMsPerQuery: (cpu.user + cpu.system) / 1000 / Math.max(1, run.sent), balancerMsPerQuery, servingCores, servingMsPerAnswer: (1000 * servingCores) / Math.max(1, run.achievedQps), steal });
+      // Over the SLA: whether one second or all of them, and whether the sender was late then.
+      if (d.label !== NONE && run.ok > 0 && run.latency.p99Ms > SLA_MS) log(`[${multiple}x ${d.label}] over the SLA; each second's admitted p99 / the sender's latest send, ms: ${seconds.map((x) => `${x.p99Ms.toFixed(0)}/${x.sendLagMaxMs.toFixed(0)}`).join(' ')}`);
       log(`[${multiple}x ${d.label}] sent ${run.sent}, ok ${run.ok} (${run.okWithinSla} within the SLA), refused ${run.rejected}, failed ${run.errors + run.timeouts}, p99 ${run.latency.p99Ms.toFixed(1)} ms, health p99 ${health.latency.p99Ms.toFixed(1)} ms, send lag p99 ${run.sendLag.p99Ms.toFixed(1)} ms`);
     }
   }

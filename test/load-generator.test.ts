@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { presetConfig } from '../src/model/presets.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
-import { LOAD_CLIENTS, MaxQpsSearch, encodeQueries, findMaxQps, meetsSla, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
+import { LOAD_CLIENTS, MaxQpsSearch, encodeQueries, findMaxQps, meetsSla, runOpenLoop, type RunResult, type SecondStats } from '../src/bench/load-generator.ts';
 
 const tiny = presetConfig('tiny');
 const queries = encodeQueries([new QueryGenerator(tiny, { queries: 1, batch: 2, access: { kind: 'uniform' }, pooling: 'fixed', seed: 1 }).next()], 4);
@@ -48,8 +48,11 @@ test("the sender's own lag is measured: queries due while its event loop was blo
       const until = performance.now() + 300;
       while (performance.now() < until);
     }, 700);
-    const r = await runOpenLoop({ url: srv.url, modelName: 'tiny' }, queries, { qps: 200, durationS: 2, timeoutMs: 5000, warmupS: 0.2, seed: 5 });
+    const seconds: SecondStats[] = [];
+    const r = await runOpenLoop({ url: srv.url, modelName: 'tiny' }, queries, { qps: 200, durationS: 2, timeoutMs: 5000, warmupS: 0.2, seed: 5, onSecond: (x) => seconds.push(x) });
     assert.equal(r.ok, r.sent);
+    assert.equal(seconds.length, 2);
+    assert.ok(seconds[0].sendLagMaxMs >= 250, `the block lies in the first measured second: its latest send ${seconds[0].sendLagMaxMs} ms`);
     assert.ok(r.sendLag.maxMs >= 250, `send lag max ${r.sendLag.maxMs} ms behind a 300 ms block`);
     assert.ok(r.sendLag.p99Ms >= 100, `send lag p99 ${r.sendLag.p99Ms} ms: over 1% of the queries were due in the block`);
     assert.ok(r.latency.maxMs >= r.sendLag.maxMs, 'a late send is part of its latency');

@@ -148,6 +148,8 @@ export interface SecondStats {
   errors: number;
   p50Ms: number;
   p99Ms: number;
+  /** The latest the load generator sent a query due in that second (see RunResult.sendLag). */
+  sendLagMaxMs: number;
 }
 
 const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
@@ -176,17 +178,17 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const slaMs = opts.slaMs ?? Infinity;
   const rate = opts.rate ?? (() => opts.qps);
   // Per-second buckets by scheduled time, kept only when someone reads them (a latency list each, sorted once at the end of its second).
-  const seconds: { sent: number; ok: number; rejected: number; errors: number; latencies: number[] }[] = [];
+  const seconds: { sent: number; ok: number; rejected: number; errors: number; lagMs: number; latencies: number[] }[] = [];
   const bucket = (scheduled: number) => {
     const i = Math.floor((scheduled - measureFrom) / 1000);
-    return (seconds[i] ??= { sent: 0, ok: 0, rejected: 0, errors: 0, latencies: [] });
+    return (seconds[i] ??= { sent: 0, ok: 0, rejected: 0, errors: 0, lagMs: 0, latencies: [] });
   };
   let reported = 0;
   const reportSeconds = (upTo: number) => {
     for (; reported < upTo && reported < Math.ceil(opts.durationS); reported++) {
-      const b = seconds[reported] ?? { sent: 0, ok: 0, rejected: 0, errors: 0, latencies: [] };
+      const b = seconds[reported] ?? { sent: 0, ok: 0, rejected: 0, errors: 0, lagMs: 0, latencies: [] };
       const sorted = b.latencies.sort((x, y) => x - y);
-      opts.onSecond!({ t: reported, offered: rate(reported + 0.5), sent: b.sent, ok: b.ok, rejected: b.rejected, errors: b.errors, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) });
+      opts.onSecond!({ t: reported, offered: rate(reported + 0.5), sent: b.sent, ok: b.ok, rejected: b.rejected, errors: b.errors, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), sendLagMaxMs: b.lagMs });
       seconds[reported] = undefined as never;
     }
   };
@@ -207,7 +209,10 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
       result.sent++;
       sendLag.recordMs(now - scheduled);
     }
-    if (sec) sec.sent++;
+    if (sec) {
+      sec.sent++;
+      sec.lagMs = Math.max(sec.lagMs, now - scheduled);
+    }
     inflight++;
     const finish = (outcome: Outcome, detail?: string) => {
       inflight--;

@@ -13,8 +13,8 @@ const MAX_REPLAY_QUERIES = 20_000;
 export function renderRun(r: RunResult): string {
   const l = r.latency;
   return renderTable(
-    ['offered qps', 'achieved qps', 'sent', 'ok', 'refused (429)', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
-    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.rejected, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2)]],
+    ['offered qps', 'achieved qps', 'sent', 'ok', 'refused (429)', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sent late p99 ms'],
+    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.rejected, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2), r.sendLag.p99Ms.toFixed(2)]],
   );
 }
 
@@ -48,8 +48,8 @@ async function shapedRun(opts: BenchOptions, target: LoadTarget, encoded: Encode
   if (opts.json) return void console.log(JSON.stringify({ shape, result, timeline }, null, 2));
   console.log(
     renderTable(
-      ['t s', 'offered', 'sent', 'ok', 'refused', 'errors', 'p50 ms', 'p99 ms', ...(opts.admin ? ['replicas', 'rss', 'pss'] : [])],
-      timeline.map((s) => [s.t, s.offered.toFixed(0), s.sent, s.ok, s.rejected, s.errors, s.p50Ms.toFixed(1), s.p99Ms.toFixed(1), ...(opts.admin ? [Object.entries(s.replicas ?? {}).map(([k, v]) => `${k}:${v}`).join(' '), formatBytes(s.rssBytes ?? 0), formatBytes(s.pssBytes ?? 0)] : [])]),
+      ['t s', 'offered', 'sent', 'ok', 'refused', 'errors', 'p50 ms', 'p99 ms', 'sent late ms', ...(opts.admin ? ['replicas', 'rss', 'pss'] : [])],
+      timeline.map((s) => [s.t, s.offered.toFixed(0), s.sent, s.ok, s.rejected, s.errors, s.p50Ms.toFixed(1), s.p99Ms.toFixed(1), s.sendLagMaxMs.toFixed(1), ...(opts.admin ? [Object.entries(s.replicas ?? {}).map(([k, v]) => `${k}:${v}`).join(' '), formatBytes(s.rssBytes ?? 0), formatBytes(s.pssBytes ?? 0)] : [])]),
     ),
   );
   console.log(renderRun(result));
