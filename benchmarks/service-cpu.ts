@@ -51,9 +51,15 @@ function perfRecord(pid: number, seconds: number): Promise<string> {
   return new Promise((resolve) => {
     perf.on('error', (e) => resolve(`perf did not run (${e.message}): install linux-perf`));
     perf.on('exit', () => {
-      const report = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'dso,sym', '-g', 'none', '--stdio'], { encoding: 'utf8' });
+      // By library first (the kernel, node's C++ and builtins, JIT-compiled JavaScript, the addon, onnxruntime, libc), then by symbol.
+      const top = (sort: string, n: number) => {
+        const report = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', sort, '-g', 'none', '--stdio'], { encoding: 'utf8' });
+        return (report.stdout ?? '').split('\n').filter((l) => /%/.test(l) && !l.startsWith('#')).slice(0, n).join('\n') || `perf report gave nothing: ${report.stderr}`;
+      };
+      const byDso = top('dso', 8);
+      const bySymbol = top('dso,sym', 15);
       fs.rmSync(file, { force: true });
-      resolve((report.stdout ?? '').split('\n').filter((l) => /%/.test(l) && !l.startsWith('#')).slice(0, 15).join('\n') || `perf report gave nothing: ${report.stderr}`);
+      resolve(`by library:\n${byDso}\nby symbol:\n${bySymbol}`);
     });
   });
 }
