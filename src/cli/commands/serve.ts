@@ -136,6 +136,13 @@ export function registerServe(program: Command): void {
     const replicaCpus = cpus !== undefined ? { shard: cpus, dense: cpus, router: cpus, monolithic: cpus } : cost ? roleCpus(cost, plan) : undefined;
     const balancer = opts.balancer === 'haproxy' ? balancerForSla(opts.slaP99Ms, { inflightPerReplica: opts.balancerInflight, queueMs: opts.balancerQueueMs, adaptive: opts.balancerAdaptive, targetMs: opts.balancerTargetMs }) : null;
     const supervisor = new LocalSupervisor({ modelDir: opts.model, plan, port: opts.port, deadlineMs: opts.deadlineMs, coalesce, limits, admission, replicaCpus, maxReplicasPerService: opts.maxReplicas, rows: opts.rows, balancer });
+    // Handlers first: until a listener exists a SIGTERM kills this process outright (no drain, its replicas orphaned, its
+    // token file left), and one sent right after the ready lines below raced their installation (a test saw it). A signal
+    // during start-up stops the deployment once it is up.
+    let pending: { signal: string; graceMs: number } | undefined;
+    let onSignal = (signal: string, graceMs: number) => void (pending ??= { signal, graceMs });
+    process.once('SIGINT', () => onSignal('SIGINT', 0));
+    process.once('SIGTERM', () => onSignal('SIGTERM', opts.drainGraceMs));
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
     const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, cost, opts, balancer) : null;
@@ -145,13 +152,12 @@ export function registerServe(program: Command): void {
     console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
     console.log(`admin API at ${admin.url} (token in ${admin.tokenFile}): shardwise status --admin ${admin.url}`);
     await new Promise<void>((resolve) => {
-      const shutdown = (signal: string, graceMs: number) => {
+      onSignal = (signal, graceMs) => {
         progress(`${signal}: ${graceMs > 0 ? `not ready; serving ${graceMs} ms more while load balancers notice, then ` : ''}draining and stopping…`);
         autoscale?.stop();
         void supervisor.stop(graceMs).then(() => admin.close()).then(resolve);
       };
-      process.once('SIGINT', () => shutdown('SIGINT', 0));
-      process.once('SIGTERM', () => shutdown('SIGTERM', opts.drainGraceMs));
+      if (pending) onSignal(pending.signal, pending.graceMs);
     });
     progress('stopped');
   });
