@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -17,9 +17,8 @@ import { adminTokenFile } from '../src/cluster/admin-api.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeBinaryRequest } from '../src/protocol/oip.ts';
 import { silentLogger } from '../src/util/log.ts';
-import { startServeProcess, type ServeProcess } from '../src/bench/serve-process.ts';
+import { readServeOutput, spawnServe, startServeProcess, type ServeProcess } from '../src/bench/serve-process.ts';
 import { tempDir, unusedPort } from './helpers.ts';
-import { moduleEntry } from '../src/util/entry.ts';
 
 const dir = tempDir();
 const config: ModelConfig = { ...presetConfig('tiny'), tables: [{ name: 'a', rows: 1001, poolingFactor: 5 }, { name: 'b', rows: 37, poolingFactor: 2 }, { name: 'c', rows: 2003, poolingFactor: 9 }] };
@@ -104,8 +103,7 @@ test('SIGTERM under load: not ready at once, served through the grace period, no
 });
 
 test('SIGTERM during start-up: serve finishes starting, then stops cleanly (exit 0, no replica, token file or socket folder left)', async () => {
-  const cli = moduleEntry('../src/cli/main.ts', import.meta.url);
-  const child = spawn(process.execPath, [...cli.execArgv, cli.file, 'serve', '--model', modelDir, '--plan', planFile, '--port', '0', '--drain-grace-ms', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnServe(['--model', modelDir, '--plan', planFile, '--drain-grace-ms', '0']);
   children.add(child);
   const exited = once(child, 'exit');
   let out = '';
@@ -119,12 +117,11 @@ test('SIGTERM during start-up: serve finishes starting, then stops cleanly (exit
   child.kill('SIGTERM');
   const [code, signal] = await exited;
   assert.deepEqual({ code, signal }, { code: 0, signal: null }, `handled, not killed by the signal: ${err}`);
-  const admin = /admin API at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-  assert.ok(admin, `it finished starting, then stopped: ${out}`);
-  assert.ok(!fs.existsSync(adminTokenFile(Number(admin[1]))), 'its admin token file removed');
-  const socket = /(\S+)\/\d+\.sock/.exec(out)!;
-  assert.ok(!fs.existsSync(socket[1]), 'its socket folder removed');
-  for (const pid of [...out.matchAll(/^\S+\s+(?:shard|router|dense)\s+\d+\s+(\d+)/gm)].map((m) => Number(m[1]))) assert.ok(gone(pid), `replica pid ${pid} is gone`);
+  assert.match(out, /admin API at http:\/\/127\.0\.0\.1:\d+/, 'it finished starting, then stopped');
+  const { adminUrl, replicas } = readServeOutput(out);
+  assert.ok(!fs.existsSync(adminTokenFile(Number(new URL(adminUrl).port))), 'its admin token file removed');
+  assert.ok(!fs.existsSync(path.dirname(replicas.find((r) => r.role === 'shard')!.listens)), 'its socket folder removed');
+  for (const r of replicas) assert.ok(gone(r.pid), `${r.service} pid ${r.pid} is gone`);
 });
 
 test('SIGKILL of the supervisor: every replica exits and the socket folder goes with the last; a later start removes what a dead one left', async () => {

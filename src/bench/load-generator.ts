@@ -178,15 +178,13 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
   const slaMs = opts.slaMs ?? Infinity;
   const rate = opts.rate ?? (() => opts.qps);
   // Per-second buckets by scheduled time, kept only when someone reads them (a latency list each, sorted once at the end of its second).
-  const seconds: { sent: number; ok: number; rejected: number; errors: number; lagMs: number; latencies: number[] }[] = [];
-  const bucket = (scheduled: number) => {
-    const i = Math.floor((scheduled - measureFrom) / 1000);
-    return (seconds[i] ??= { sent: 0, ok: 0, rejected: 0, errors: 0, lagMs: 0, latencies: [] });
-  };
+  const emptySecond = () => ({ sent: 0, ok: 0, rejected: 0, errors: 0, lagMs: 0, latencies: [] as number[] });
+  const seconds: ReturnType<typeof emptySecond>[] = [];
+  const bucket = (scheduled: number) => (seconds[Math.floor((scheduled - measureFrom) / 1000)] ??= emptySecond());
   let reported = 0;
   const reportSeconds = (upTo: number) => {
     for (; reported < upTo && reported < Math.ceil(opts.durationS); reported++) {
-      const b = seconds[reported] ?? { sent: 0, ok: 0, rejected: 0, errors: 0, lagMs: 0, latencies: [] };
+      const b = seconds[reported] ?? emptySecond();
       const sorted = b.latencies.sort((x, y) => x - y);
       opts.onSecond!({ t: reported, offered: rate(reported + 0.5), sent: b.sent, ok: b.ok, rejected: b.rejected, errors: b.errors, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), sendLagMaxMs: b.lagMs });
       seconds[reported] = undefined as never;

@@ -35,9 +35,7 @@ export interface ServeProcess {
  * connections) does not share an event loop with the load generator.
  */
 export async function startServeProcess(args: string[], opts: { stderr?: 'inherit' | 'pipe'; compiled?: boolean } = {}): Promise<ServeProcess> {
-  // compiled: the build through bin/shardwise.js (which refuses a stale one), as production runs, whatever this process runs.
-  const cli = opts.compiled ? [BIN] : [...CLI.execArgv, CLI.file];
-  const child = spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
+  const child = spawnServe(args, opts);
   const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   let out = '';
   let err = '';
@@ -49,19 +47,23 @@ export async function startServeProcess(args: string[], opts: { stderr?: 'inheri
     });
     void exited.then(({ code, signal }) => reject(new Error(`shardwise serve exited (${signal ?? `code ${code}`}) before serving:\n${err}`)));
   });
+  return { child, ...readServeOutput(out), exited, stop: () => (child.kill('SIGTERM'), exited) };
+}
+
+/** `shardwise serve --port 0 …` spawned, stdout piped (stderr too unless inherited); nothing awaited. */
+export function spawnServe(args: string[], opts: { stderr?: 'inherit' | 'pipe'; compiled?: boolean } = {}): ChildProcess {
+  // compiled: the build through bin/shardwise.js (which refuses a stale one), as production runs, whatever this process runs.
+  const cli = opts.compiled ? [BIN] : [...CLI.execArgv, CLI.file];
+  return spawn(process.execPath, [...cli, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', opts.stderr ?? 'pipe'] });
+}
+
+/** What serve's stdout says once it is up: its replica table, public port and admin API. */
+export function readServeOutput(out: string): Pick<ServeProcess, 'port' | 'url' | 'replicas' | 'adminUrl'> {
   const port = Number(/http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)![1]);
   const lines = out.split('\n');
   const replicas = lines.slice(2, lines.findIndex((l) => l.trim() === '')).map((l) => {
     const [service, role, , pid, listens, metrics, , ready] = l.trim().split(/\s{2,}/);
     return { service, role, pid: Number(pid), listens, metricsPort: metrics === 'same' ? port : Number(metrics), startMs: parseFloat(ready) };
   });
-  return {
-    child,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    replicas,
-    adminUrl: /admin API at (\S+)/.exec(out)![1],
-    exited,
-    stop: () => (child.kill('SIGTERM'), exited),
-  };
+  return { port, url: `http://127.0.0.1:${port}`, replicas, adminUrl: /admin API at (\S+)/.exec(out)![1] };
 }
