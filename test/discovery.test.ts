@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { loadModel } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { runOpenLoop } from '../src/bench/load-generator.ts';
@@ -72,9 +73,17 @@ test('a router finds its shards through DNS: answers match the reference (pooled
   }
 });
 
-test('pod commands say what is wrong: an unknown shard, a router without replicas for a service, a bad address or spec', () => {
+test('pod commands and serve say what is wrong: an unknown shard, a router without replicas for a service, a bad address or spec, a port in use', async () => {
   const base = ['--model', modelDir, '--plan', planFile];
+  const held = net.createServer();
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  const heldPort = (held.address() as net.AddressInfo).port;
+  const inUse = new RegExp(`cannot listen on 127.0.0.1:${heldPort}: the address is in use \\(EADDRINUSE\\)\n  hint: another process holds this port`);
   const cases: [string[], RegExp][] = [
+    [['shard', ...base, '--service', 'shard-0', '--listen', `127.0.0.1:${heldPort}`], inUse],
+    [['shard', ...base, '--service', 'shard-0', '--listen', '192.0.2.1:7000'], /cannot listen on 192.0.2.1:7000: the address is not one of this host's \(EADDRNOTAVAIL\)/],
+    // The front end fails in its own process: serve says which replica, why, and what to do (and stops the shards it started).
+    [['serve', ...base, '--port', String(heldPort)], new RegExp(`router replica 0 exited during start \\(code 1\\): ${inUse.source}`)],
     [['shard', ...base, '--service', 'shard-9'], /no shard named "shard-9".*its shards: shard-0, shard-1/s],
     [['router', ...base, '--replicas', 'shard-0=static:127.0.0.1:7000'], /no replicas given for shard-1.*--discover/s],
     [['router', ...base, '--discover', 'dns:{service}.sw.test:70000'], /is not host:port/],
@@ -82,9 +91,14 @@ test('pod commands say what is wrong: an unknown shard, a router without replica
     [['shard', ...base, '--service', 'shard-0', '--listen', 'localhost'], /--listen "localhost" is not host:port/],
     [['dense', ...base], /no dense service to start/],
   ];
-  for (const [args, message] of cases) {
-    const r = cli(args);
-    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, message);
+  try {
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /^\s+at /m, 'a message, not a stack');
+    }
+  } finally {
+    held.close();
   }
 });

@@ -54,7 +54,7 @@ export type ServiceConfig = Exclude<ReplicaConfig, { role: 'router' }> | (Extrac
 /** Messages between the supervisor and a child over the IPC channel. */
 export type ChildMessage =
   | { type: 'ready'; port: number; socketPath?: string; metricsPort: number; rssBytes: number }
-  | { type: 'failed'; message: string }
+  | { type: 'failed'; message: string; hint?: string }
   /** A router's pool of `service` has answered everything it sent to a replica it was told to drop. */
   | { type: 'drained'; service: string; address: string };
 

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PushedReplicaSource } from '../serving/replica-source.ts';
 import { createLogger } from '../util/log.ts';
+import { ShardwiseError } from '../util/errors.ts';
 import { startReplica, type Running } from './replica-runtime.ts';
 import { SERVICE_ENV, type ChildMessage, type ParentMessage, type ServiceConfig } from './service-config.ts';
 
@@ -39,8 +40,10 @@ async function main(): Promise<void> {
   try {
     running = await startReplica(cfg, log, { source, onDrained: (service, address) => send({ type: 'drained', service, address }) });
   } catch (e) {
-    send({ type: 'failed', message: (e as Error).message });
-    log.error(`failed to start: ${(e as Error).stack ?? e}`);
+    // A ShardwiseError is a condition the user can act on (a port in use, a bad file): its message and hint, no stack.
+    const known = e instanceof ShardwiseError;
+    send({ type: 'failed', message: (e as Error).message, hint: known ? e.hint : undefined });
+    log.error(`failed to start: ${known ? e.describe() : ((e as Error).stack ?? e)}`);
     process.exit(1);
   }
   let stopping = false;

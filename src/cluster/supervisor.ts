@@ -442,13 +442,14 @@ export class LocalSupervisor {
       }, READY_TIMEOUT_MS);
       const onExit = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
-        reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} exited during start (${signal ?? `code ${code}`})${failure ? `: ${failure}` : ''}`, 'its error is printed above'));
+        reject(new ShardwiseError(ErrorCodes.SERVICE, `${who} exited during start (${signal ?? `code ${code}`})${failure ? `: ${failure}` : ''}`, failureHint ?? 'its error is printed above'));
       };
       let failure = '';
+      let failureHint: string | undefined;
       child.once('exit', onExit);
       child.on('message', (m: ChildMessage) => {
         if (m.type === 'drained') return this.routerDrained(child.pid!, m.address);
-        if (m.type === 'failed') return void (failure = m.message); // the exit that follows rejects, after the child printed why
+        if (m.type === 'failed') return void ((failure = m.message), (failureHint = m.hint)); // the exit that follows rejects, after the child printed why
         if (m.type !== 'ready') return;
         clearTimeout(timer);
         child.off('exit', onExit);

@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import { type Frame, FrameDecoder, FrameError, FrameType, type FrameTypeCode, frameHeader } from './frame.ts';
 import { encodeError } from './messages.ts';
-import { ShardwiseError } from '../util/errors.ts';
+import { ShardwiseError, listenError } from '../util/errors.ts';
 
 export interface Reply {
   type: FrameTypeCode;
@@ -45,7 +45,7 @@ export class FrameServer {
 
   listen(port = 0, host = '127.0.0.1'): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (e) => reject(listenError(e, `${host}:${port}`)));
       this.server.listen(port, host, () => resolve((this.server.address() as net.AddressInfo).port));
     });
   }
@@ -53,7 +53,7 @@ export class FrameServer {
   /** Listens on a Unix domain socket: same frames, cheaper than loopback TCP for processes on one machine. */
   listenPath(path: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (e) => reject(listenError(e, path)));
       this.server.listen(path, () => resolve());
     });
   }

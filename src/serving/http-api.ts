@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { validateBatch } from '../model/batch.ts';
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits, decodeRequest, encodeBinaryResponse, encodeResponse, wantsBinaryOutput } from '../protocol/oip.ts';
-import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, notFound } from '../util/errors.ts';
+import { ErrorCodes, ShardwiseError, badRequest, httpStatusOf, listenError, notFound } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { AdmissionControl, type AdmissionOptions } from './admission.ts';
 import type { InferenceEngine } from './engine.ts';
@@ -137,7 +137,7 @@ export class InferenceHttpServer {
 
   listen(port: number, host = '127.0.0.1'): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (e) => reject(listenError(e, `${host}:${port}`)));
       this.server.listen(port, host, () => {
         this.ready = true;
         resolve((this.server.address() as { port: number }).port);

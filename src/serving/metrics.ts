@@ -1,5 +1,6 @@
 import * as http from 'node:http';
 import * as client from './prometheus.ts';
+import { listenError } from '../util/errors.ts';
 
 /**
  * One Prometheus registry per service process. Names follow shardwise_<thing>_<unit>; every
@@ -87,7 +88,7 @@ export function startMetricsServer(metrics: ServiceMetrics, unready: () => strin
     res.writeHead(404).end();
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => reject(listenError(e, `${host}:${port}`)));
     // Exclusive: in a cluster worker (a front-end replica) the port is this replica's own, not shared.
     server.listen({ port, host, exclusive: true }, () => resolve({ server, port: (server.address() as { port: number }).port }));
   });

@@ -93,6 +93,18 @@ export class ShardwiseError extends Error {
   }
 }
 
+const LISTEN_FAILURES: Record<string, [reason: string, hint: string]> = {
+  EADDRINUSE: ['the address is in use', 'another process holds this port: stop it, or choose another port (serve --port, a pod\'s --listen; 0 picks a free one)'],
+  EACCES: ['permission denied', 'a port under 1024 needs root (or CAP_NET_BIND_SERVICE): choose a higher one'],
+  EADDRNOTAVAIL: ['the address is not one of this host\'s', 'listen on an address of this host: 127.0.0.1, 0.0.0.0, or one of its interfaces'],
+};
+
+/** A server's listen() failure as what it is (the address, the reason, what to do), not an unhandled stack; any other error as it came. */
+export function listenError(e: unknown, address: string): unknown {
+  const failure = LISTEN_FAILURES[(e as NodeJS.ErrnoException)?.code ?? ''];
+  return failure ? new ShardwiseError(ErrorCodes.SERVICE, `cannot listen on ${address}: ${failure[0]} (${(e as NodeJS.ErrnoException).code})`, failure[1]) : e;
+}
+
 export const badArgument = (message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.BAD_ARGUMENT, message, hint);
 export const badRequest = (message: string, hint?: string) =>
