@@ -77,6 +77,20 @@ test('bad input exits 2 with a message naming what was wrong', () => {
   assert.equal(both.code, 2);
   assert.match(both.stderr, /either --locality or --zipf/);
 
+  // A path that cannot be written, an option out of its range: a message, not a stack.
+  const cases: [string[], number, RegExp][] = [
+    [['trace', '--model', model, '--queries', '1', '--out', path.join(dir, 'no-such-folder', 't.bin')], 2, /SW_FILE_SYSTEM.*no-such-folder\/t\.bin: no such file or folder \(ENOENT\)\n  hint: .*folder to exist/],
+    [['trace', '--model', model, '--queries', '1', '--out', dir], 2, /SW_FILE_SYSTEM.*: it is a folder \(EISDIR\)/],
+    [['plan', '--model', model, '--strategy', 'rows', '--out', path.join(dir, 'p.json')], 1, /expected one of model-wise, .*elastic, all, got 'rows'/],
+    [['serve', '--model', model, '--monolithic', '--port', '99999'], 1, /expected a TCP port from 0 \(any free one\) to 65535, got '99999'/],
+  ];
+  for (const [args, code, message] of cases) {
+    const c = cli(args);
+    assert.equal(c.code, code, `${args.join(' ')}: ${c.stderr}`);
+    assert.match(c.stderr, message);
+    assert.doesNotMatch(c.stderr, /^\s+at /m, 'a message, not a stack');
+  }
+
   const imp = cli(['import', '--format', 'dlrm-safetensors', '--file', path.join(ROOT, 'test/fixtures/dlrm-dot.safetensors'), '--interaction', 'cat', '--out', path.join(dir, 'imp')]);
   assert.equal(imp.code, 2);
   assert.match(imp.stderr, /matches no supported interaction 'cat'/);

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ShardwiseError } from '../util/errors.ts';
+import { ShardwiseError, fileSystemError } from '../util/errors.ts';
 import { guardStdio } from '../util/log.ts';
 import { registerGenerate } from './commands/generate.ts';
 import { registerImport } from './commands/import.ts';
@@ -42,7 +42,8 @@ registerOrder(program);
 
 try {
   await program.parseAsync(process.argv);
-} catch (e) {
+} catch (thrown) {
+  const e = fileSystemError(thrown);
   if (e instanceof ShardwiseError) {
     process.stderr.write(`shardwise: error [${e.code}]: ${e.describe()}\n`);
     process.exitCode = 2;

@@ -19,6 +19,13 @@ export function nonNegativeInt(value: string): number {
   return n;
 }
 
+/** A TCP port, 0 (any free one) to 65535. */
+export function tcpPort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a TCP port from 0 (any free one) to 65535, got '${value}'`);
+  return n;
+}
+
 export function positiveNumber(value: string): number {
   const n = Number(value);
   if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);

@@ -41,6 +41,8 @@ export const ErrorCodes = {
   TIMEOUT: 'SW_TIMEOUT',
   /** The host cannot run this (for example a big-endian CPU). */
   UNSUPPORTED: 'SW_UNSUPPORTED',
+  /** A file or folder a command reads or writes is missing, not permitted, or the disk is full. */
+  FILE_SYSTEM: 'SW_FILE_SYSTEM',
   /** A bug: anything that is not one of the above. */
   INTERNAL: 'SW_INTERNAL',
 } as const;
@@ -68,6 +70,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SW_SERVICE: 503,
   SW_TIMEOUT: 504,
   SW_UNSUPPORTED: 500,
+  SW_FILE_SYSTEM: 500,
   SW_INTERNAL: 500,
 };
 
@@ -103,6 +106,23 @@ const LISTEN_FAILURES: Record<string, [reason: string, hint: string]> = {
 export function listenError(e: unknown, address: string): unknown {
   const failure = LISTEN_FAILURES[(e as NodeJS.ErrnoException)?.code ?? ''];
   return failure ? new ShardwiseError(ErrorCodes.SERVICE, `cannot listen on ${address}: ${failure[0]} (${(e as NodeJS.ErrnoException).code})`, failure[1]) : e;
+}
+
+const FILE_FAILURES: Record<string, [reason: string, hint: string]> = {
+  ENOENT: ['no such file or folder', 'check the path: a file to write needs its folder to exist'],
+  EACCES: ['permission denied', 'pick a path this user can use'],
+  EPERM: ['not permitted', 'pick a path this user can use'],
+  ENOTDIR: ['a part of the path is not a folder', 'check the path'],
+  EISDIR: ['it is a folder', 'give a file'],
+  ENOSPC: ['no space left on the device', 'free some space, or write elsewhere'],
+  EROFS: ['the file system is read-only', 'write elsewhere'],
+};
+
+/** A file system failure (ENOENT on open, EACCES…) as what it is, not a stack; anything else as it came. */
+export function fileSystemError(e: unknown): unknown {
+  const { code, path } = (e ?? {}) as NodeJS.ErrnoException;
+  const failure = FILE_FAILURES[code ?? ''];
+  return failure && path ? new ShardwiseError(ErrorCodes.FILE_SYSTEM, `${path}: ${failure[0]} (${code})`, failure[1]) : e;
 }
 
 export const badArgument = (message: string, hint?: string) =>

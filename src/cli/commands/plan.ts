@@ -9,6 +9,7 @@ import { syntheticProfile } from '../../profile/build.ts';
 import { rowWisePlan } from '../../planner/row-wise.ts';
 import { readCostModel } from '../../planner/cost-model.ts';
 import { allStrategies, strategyNamed } from '../../planner/strategies.ts';
+import { STRATEGY_NAMES } from '../../planner/types.ts';
 import { runPlanner } from '../../planner/planner.ts';
 import { renderComparison, renderEstimate } from '../../planner/report.ts';
 import { validatePlan, writePlan } from '../../plan/validate.ts';
@@ -117,7 +118,7 @@ export function registerPlan(program: Command): void {
     .description('cut a model into services and size their replicas: any strategy, or all of them compared')
     .option('--model <dir>', 'model directory (only model.json is read)')
     .option('--model-config <file>', 'model shapes as JSON (a model.json works): plan without weights')
-    .option('--strategy <name>', 'model-wise | table-wise | capacity-balanced | load-balanced | row-wise | elastic | all', 'row-wise')
+    .option('--strategy <name>', `${STRATEGY_NAMES.join(' | ')} | all`, oneOf([...STRATEGY_NAMES, 'all'] as const), 'row-wise')
     .option('--profile <file>', 'hotness profile from `shardwise profile`')
     .option('--locality <p>', 'synthetic hotness: share of lookups on the hottest 10% of rows', fraction)
     .option('--zipf <s>', 'synthetic hotness: Zipf exponent', positiveNumber)

@@ -17,7 +17,7 @@ import { DEFAULT_SLA_P99_MS, admissionForSla } from '../../serving/admission.ts'
 import { DEFAULT_HTTP_LIMITS } from '../../serving/http-api.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, progress, rowsOption, scalingOptions } from '../options.ts';
+import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, progress, rowsOption, scalingOptions, tcpPort } from '../options.ts';
 import { type BalancerOptions, DEFAULT_BALANCER_INFLIGHT, balancedScaling, balancerForSla } from '../../cluster/balancer.ts';
 
 export function renderReplicas(replicas: ReplicaInfo[]): string {
@@ -100,7 +100,7 @@ export function registerServe(program: Command): void {
     .requiredOption('--model <dir>', 'model directory')
     .option('--plan <file>', 'plan JSON (from `shardwise plan`): disaggregated serving')
     .option('--monolithic', 'serve the whole model in one process (the model-wise baseline)')
-    .option('--port <port>', 'public HTTP port (Open Inference Protocol v2)', nonNegativeInt, 8080)
+    .option('--port <port>', 'public HTTP port (Open Inference Protocol v2)', tcpPort, 8080)
     .option('--deadline-ms <ms>', 'per-query deadline inside the router', positiveInt, 2000)
     .option('--coalesce <n>', 'dynamic batching: batches in service at once, later arrivals merge (0: off)', nonNegativeInt, DEFAULT_COALESCING.maxConcurrent)
     .option('--max-batch <samples>', 'largest merged batch', positiveInt, DEFAULT_COALESCING.maxSamples)
@@ -115,7 +115,7 @@ export function registerServe(program: Command): void {
     .option('--balancer-target-ms <ms>', 'with the adaptive limit: the answer time (ms) it holds the front ends under (default: half of --sla-p99-ms)', positiveNumber)
     .option('--balancer-queue-ms <ms>', 'with --balancer haproxy: how long a query may wait in the balancer before it gets 429 (default: a quarter of --sla-p99-ms)', positiveNumber)
     .option('--drain-grace-ms <ms>', 'on SIGTERM: keep serving this long while not ready, so load balancers stop sending first (Ctrl-C skips it)', nonNegativeInt, 5000)
-    .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', nonNegativeInt)
+    .option('--admin-port <port>', 'admin API (GET /v1/state, POST /v1/services/{name}/scale) on loopback; default: the public port + 1, or any free port with --port 0', tcpPort)
     .option('--admin-token-file <file>', 'where the admin token is written (0600); SHARDWISE_ADMIN_TOKEN gives one instead of generating it')
     .option('--autoscale', 'scale every service on its own metric with HPA semantics: shards on lookups/s per replica, the dense service on requests/s, the router (or monolith) on in-flight queries or p95 latency (--front-end-metric)')
     .option('--cost <file>', 'cost model (`shardwise calibrate [--replica-cpus C]`): each role\'s replicas run under the CPUs it was measured at (unless --replica-cpus), and with --autoscale shard and dense targets are --target-utilization of a replica\'s calibrated capacity')
@@ -146,7 +146,7 @@ export function registerServe(program: Command): void {
     progress(`starting ${plan ? `${plan.shards.length} shards (${plan.strategy})` : 'the monolithic model'}…`);
     await supervisor.start();
     const autoscale = opts.autoscale ? autoscaleLoop(supervisor, plan, config, cost, opts, balancer) : null;
-    const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
+    const admin = await startAdmin(supervisor, opts.adminPort ?? (opts.port === 0 || opts.port === 65535 ? 0 : opts.port + 1), opts.adminTokenFile, autoscale);
     autoscale?.start();
     console.log(renderReplicas(supervisor.replicas()));
     console.log(`\nserving model '${config.name}' at http://127.0.0.1:${supervisor.routerPort}/v2/models/${config.name}/infer  (metrics: each replica's metrics port above; Ctrl-C to stop)`);
