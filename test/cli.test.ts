@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeRequest } from '../src/protocol/oip.ts';
 import { readQueries } from '../src/workload/trace-format.ts';
-import { ROOT, cli, tempDir } from './helpers.ts';
+import { ROOT, cli, tempDir, unusedPort } from './helpers.ts';
 
 test('every command has --help', () => {
   const top = cli(['--help']);
@@ -51,7 +51,7 @@ test('generate → trace → trace-stats → predict through the CLI', () => {
   tsScores.forEach((s, i) => assert.ok(Math.abs(s - resp.outputs[0].data[i]) < 1e-5));
 });
 
-test('bad input exits 2 with a message naming what was wrong', () => {
+test('bad input exits 2 with a message naming what was wrong', async () => {
   const dir = tempDir();
   const model = path.join(dir, 'm');
   assert.equal(cli(['generate', '--preset', 'tiny', '--out', model]).code, 0);
@@ -84,6 +84,14 @@ test('bad input exits 2 with a message naming what was wrong', () => {
     [['plan', '--model', model, '--strategy', 'rows', '--out', path.join(dir, 'p.json')], 1, /expected one of model-wise, .*elastic, all, got 'rows'/],
     [['serve', '--model', model, '--monolithic', '--port', '99999'], 1, /expected a TCP port from 0 \(any free one\) to 65535, got '99999'/],
   ];
+  const trace = path.join(dir, 't.bin');
+  assert.equal(cli(['trace', '--model', model, '--queries', '5', '--out', trace]).code, 0);
+  const nobody = `http://127.0.0.1:${await unusedPort()}`;
+  cases.push(
+    [['bench', '--url', 'localhost:8080', '--model-name', 'tiny', '--trace', trace, '--qps', '5'], 1, /expected an http:\/\/ URL such as http:\/\/127\.0\.0\.1:8080, got 'localhost:8080'/],
+    // A run that reached nobody measured nothing: its table, then an error.
+    [['bench', '--url', nobody, '--model-name', 'tiny', '--trace', trace, '--qps', '20', '--duration', '1', '--warmup', '0'], 2, new RegExp(`none of \\d+ queries was answered by ${nobody} \\(first failure: connect ECONNREFUSED`)],
+  );
   for (const [args, code, message] of cases) {
     const c = cli(args);
     assert.equal(c.code, code, `${args.join(' ')}: ${c.stderr}`);

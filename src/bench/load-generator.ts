@@ -248,7 +248,7 @@ export async function runOpenLoop(target: LoadTarget, queries: EncodedQuery[], o
       if (opts.onSecond) reportSeconds(Math.floor((now - measureFrom - opts.timeoutMs) / 1000));
       if (opts.onProgress && now - lastProgress >= 1000) {
         lastProgress = now;
-        opts.onProgress(`  ${((now - start) / 1000).toFixed(0)}s sent ${result.sent} ok ${result.ok} refused ${result.rejected} errors ${result.errors + result.timeouts} in flight ${inflight} p99 ${latency.count ? latency.percentileMs(99).toFixed(1) : '-'} ms`);
+        opts.onProgress(`  ${((now - start) / 1000).toFixed(0)}s sent ${result.sent} ok ${result.ok} refused ${result.rejected} errors ${result.errors + result.timeouts} in flight ${inflight} p99 ${latency.count ? latency.percentileMs(99).toFixed(1) : '-'} ms${now < measureFrom ? ' (warming up: not counted)' : ''}`);
       }
       if (next < end) setTimeout(tick, Math.max(0, Math.min(next - now, 5)));
       else resolve();

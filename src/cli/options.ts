@@ -19,6 +19,18 @@ export function nonNegativeInt(value: string): number {
   return n;
 }
 
+/** An http:// base URL, e.g. http://127.0.0.1:8080 (the load generator speaks plain HTTP/1.1; the admin API is on loopback). */
+export function httpUrl(value: string): string {
+  let protocol = '';
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    // not a URL at all: the same message
+  }
+  if (protocol !== 'http:') throw new InvalidArgumentError(`expected an http:// URL such as http://127.0.0.1:8080, got '${value}'`);
+  return value;
+}
+
 /** A TCP port, 0 (any free one) to 65535. */
 export function tcpPort(value: string): number {
   const n = Number(value);

@@ -5,7 +5,7 @@ import type { ServiceState } from '../../cluster/supervisor.ts';
 import type { BalancerState } from '../../cluster/types.ts';
 import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { renderTable } from '../../util/format.ts';
-import { positiveInt } from '../options.ts';
+import { httpUrl, positiveInt } from '../options.ts';
 
 const DEFAULT_ADMIN = 'http://127.0.0.1:8081';
 
@@ -60,7 +60,7 @@ export function registerAdmin(program: Command): void {
   program
     .command('status')
     .description("a running deployment's services and replicas (from its admin API)")
-    .option('--admin <url>', 'admin API of the deployment', DEFAULT_ADMIN)
+    .option('--admin <url>', 'admin API of the deployment', httpUrl, DEFAULT_ADMIN)
     .option('--json', 'the state as JSON')
     .action(async (opts: { admin: string; json?: boolean }) => {
       const state = (await call(opts.admin, '/v1/state')) as { services: ServiceState[]; balancer: BalancerState | null };
@@ -71,7 +71,7 @@ export function registerAdmin(program: Command): void {
     .description("set a service's replica count in a running deployment (scale-in drains first: no query fails)")
     .requiredOption('--service <name>', 'service name (as `status` lists them)')
     .requiredOption('--replicas <n>', 'replicas wanted', positiveInt)
-    .option('--admin <url>', 'admin API of the deployment', DEFAULT_ADMIN)
+    .option('--admin <url>', 'admin API of the deployment', httpUrl, DEFAULT_ADMIN)
     .option('--token-file <file>', 'the admin token file serve wrote (default: the one for the admin port)')
     .action(async (opts: { service: string; replicas: number; admin: string; tokenFile?: string }) => {
       const token = tokenOf(opts.admin, opts.tokenFile);

@@ -3,19 +3,28 @@ import { readQueries } from '../../workload/trace-format.ts';
 import type { EncodedQuery, LoadTarget, RunResult, SecondStats } from '../../bench/load-generator.ts';
 import { SHAPE_SYNTAX, parseShape, rateAt, shapeDurationS } from '../../workload/traffic-shape.ts';
 import { type DeploymentSample, sampleEverySecond } from '../../bench/deployment-sample.ts';
-import { badArgument } from '../../util/errors.ts';
+import { ErrorCodes, ShardwiseError, badArgument } from '../../util/errors.ts';
 import { formatBytes, renderTable } from '../../util/format.ts';
-import { positiveInt, positiveNumber, progress } from '../options.ts';
+import { httpUrl, nonNegativeNumber, positiveInt, positiveNumber, progress } from '../options.ts';
 
 /** Queries replayed from a trace: enough variety, bounded memory. */
 const MAX_REPLAY_QUERIES = 20_000;
 
 export function renderRun(r: RunResult): string {
   const l = r.latency;
+  // Latency of answers: none answered, none to show (not 0.00).
+  const ms = (x: number) => (r.ok > 0 ? x.toFixed(2) : '-');
   return renderTable(
     ['offered qps', 'achieved qps', 'sent', 'ok', 'refused (429)', 'errors', 'timeouts', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sent late p99 ms'],
-    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.rejected, r.errors, r.timeouts, l.p50Ms.toFixed(2), l.p95Ms.toFixed(2), l.p99Ms.toFixed(2), l.p999Ms.toFixed(2), l.maxMs.toFixed(2), r.sendLag.p99Ms.toFixed(2)]],
+    [[r.targetQps.toFixed(1), r.achievedQps.toFixed(1), r.sent, r.ok, r.rejected, r.errors, r.timeouts, ms(l.p50Ms), ms(l.p95Ms), ms(l.p99Ms), ms(l.p999Ms), ms(l.maxMs), r.sendLag.p99Ms.toFixed(2)]],
   );
+}
+
+/** A run in which nothing was answered measured nothing: after its table, an error (exit 2) saying why. */
+function failIfNothingAnswered(r: RunResult, url: string): void {
+  if (r.sent > 0 && r.ok === 0 && r.rejected < r.sent) {
+    throw new ShardwiseError(ErrorCodes.SERVICE, `none of ${r.sent} queries was answered by ${url} (first failure: ${r.firstFailure ?? 'none recorded'})`, 'is the server up there, and serving --model-name? `shardwise serve` prints its URL');
+  }
 }
 
 interface BenchOptions {
@@ -53,13 +62,14 @@ async function shapedRun(opts: BenchOptions, target: LoadTarget, encoded: Encode
     ),
   );
   console.log(renderRun(result));
+  failIfNothingAnswered(result, opts.url);
 }
 
 export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('open-loop load (Poisson arrivals) against a serving endpoint, replaying a trace')
-    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption('--url <url>', 'server base URL, e.g. http://127.0.0.1:8080', httpUrl)
     .requiredOption('--model-name <name>', 'model name in the URL path')
     .requiredOption('--trace <file>', 'trace to replay (from `shardwise trace`)')
     .option('--qps <q>', 'offered load (queries per second)', positiveNumber)
@@ -67,10 +77,10 @@ export function registerBench(program: Command): void {
     .option('--find-max', 'search the highest QPS whose p99 meets --sla-p99-ms')
     .option('--sla-p99-ms <ms>', 'latency SLA for --find-max', positiveNumber)
     .option('--step-seconds <s>', 'seconds per step of --find-max', positiveNumber, 5)
-    .option('--warmup <s>', 'seconds of load before each measurement, not counted', Number, 2)
+    .option('--warmup <s>', 'seconds of load before each measurement, not counted', nonNegativeNumber, 2)
     .option('--timeout-ms <ms>', 'a request slower than this counts as a timeout', positiveInt, 10_000)
     .option('--shape <spec>', `offered load that changes over time, instead of --qps: ${SHAPE_SYNTAX}`)
-    .option('--admin <url>', "with --shape: the deployment's admin API, to record replicas per service and memory (RSS and PSS sums) every second")
+    .option('--admin <url>', "with --shape: the deployment's admin API, to record replicas per service and memory (RSS and PSS sums) every second", httpUrl)
     .option('--json', 'print JSON (with --shape: the per-second timeline)')
     .action(async (opts: BenchOptions) => {
       if ([opts.findMax, opts.qps !== undefined, opts.shape !== undefined].filter(Boolean).length !== 1) throw badArgument('give one of --qps Q (with --duration), --shape SPEC, or --find-max --sla-p99-ms L');
@@ -96,5 +106,6 @@ export function registerBench(program: Command): void {
       progress(`offering ${opts.qps} qps for ${opts.duration} s…`);
       const r = await runOpenLoop(target, encoded, { qps: opts.qps!, durationS: opts.duration, warmupS: opts.warmup, timeoutMs: opts.timeoutMs, onProgress: log });
       console.log(opts.json ? JSON.stringify(r, null, 2) : renderRun(r));
+      failIfNothingAnswered(r, opts.url);
     });
 }

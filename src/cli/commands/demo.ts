@@ -17,7 +17,7 @@ import { inferBinary, scrapeMetric } from '../../protocol/oip-client.ts';
 import { embeddingBagBackend } from '../../kernels/embedding-bag.ts';
 import { formatBytes, formatCount, pct } from '../../util/format.ts';
 import { processRss } from '../../util/process-stats.ts';
-import { nonNegativeInt, positiveInt, positiveNumber, progress } from '../options.ts';
+import { fraction, nonNegativeInt, positiveInt, positiveNumber, progress } from '../options.ts';
 import { describeModel } from './generate.ts';
 import { renderTraceStats } from './trace.ts';
 import { renderReplicas } from './serve.ts';
@@ -122,7 +122,7 @@ export function registerDemo(program: Command): void {
     .option('--rows <n>', 'rows per table', positiveInt, 100_000)
     .option('--queries <n>', 'queries in the trace', positiveInt, 2000)
     .option('--batch <b>', 'samples per query', positiveInt, 8)
-    .option('--locality <p>', 'share of lookups on the hottest 10% of rows', Number, 0.9)
+    .option('--locality <p>', 'share of lookups on the hottest 10% of rows', fraction, 0.9)
     .option('--shards <k>', 'embedding shards (one process each)', positiveInt, 4)
     .option('--qps <q>', 'offered load', positiveNumber, 200)
     .option('--duration <s>', 'seconds of load', positiveNumber, 10)
