@@ -18,7 +18,7 @@ const haproxy = findHaproxy();
 const noHaproxy = haproxy ? false : 'needs haproxy (Debian: apt-get install haproxy)';
 const cgroupWritable = process.getuid?.() === 0 && fs.existsSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
 
-const { config, modelDir, target, run, overload, goodput, capacity: measureCapacity } = overloadWorkload(tempDir());
+const { config, modelDir, target, run, overloadFromChild, goodput, capacity: measureCapacity } = overloadWorkload(tempDir());
 const deployments = testDeployments();
 const layout = { ...balancerForSla(50), host: '127.0.0.1', port: 8080, frontEndPort: 9090, replicas: 3, dir: '/run/sw' };
 
@@ -231,30 +231,32 @@ test('SIGKILL of serve takes the balancer with it: the public port closes', { sk
   fs.rmSync(adminTokenFile(Number(new URL(s.adminUrl).port)), { force: true });
 });
 
-test('3x overload on a CPU-limited front end behind the balancer: it refuses with 429 outside the front end, nothing fails, health stays prompt, and what it admits is answered within the SLA', { skip: noHaproxy || (cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end') }, async () => {
+test('4x overload on a CPU-limited front end behind the balancer: it refuses with 429 outside the front end, nothing fails, health answers within 100 ms, and what it admits is answered within the SLA', { skip: noHaproxy || (cgroupWritable ? false : 'needs root and the cgroup v1 cpu controller to limit the front end') }, async () => {
   const front = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 } });
   const balanced = await deployments.serve({ modelDir, plan: null, replicaCpus: { monolithic: 0.5 }, balancer: balancerForSla(50) });
   try {
-    // 3x: at 4x (3,000 qps) this process, the load generator, kept its own event loop busy enough to blur every latency
-    // it measured. Warm-ups are not measured.
+    // Warm-ups are not measured.
     await run(front, 100, 2);
     await run(balanced, 100, 2);
     const capacity = await measureCapacity(front, 0.5);
-    const a = await overload(balanced, 3 * capacity);
-    const b = await overload(front, 3 * capacity);
+    // The load from a process of its own: sent from this one, at 4x (2,600-3,000 qps of 48 KB bodies) its event loop
+    // delayed the probe and blurred every latency it measured.
+    const a = await overloadFromChild(balanced, 4 * capacity);
+    const b = await overloadFromChild(front, 4 * capacity);
     const answered = (x: OverloadRun) => x.r.ok / x.r.durationS;
+    const withinSla = (x: OverloadRun) => x.r.okWithinSla / Math.max(1, x.r.ok);
     const stats = await balanced.balancerProcess!.stats();
-    console.log(`# 3x overload (~${capacity} qps of capacity at 0.5 CPU): behind the balancer (in-flight limit now ${stats.inflightLimit}) goodput ${goodput(a).toFixed(0)}/s, answered ${answered(a).toFixed(0)}/s, ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; front-end admission alone: goodput ${goodput(b).toFixed(0)}/s, answered ${answered(b).toFixed(0)}/s, ${b.r.rejected} refused, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms`);
+    console.log(`# 4x overload (~${capacity} qps of capacity at 0.5 CPU): behind the balancer (in-flight limit now ${stats.inflightLimit}) goodput ${goodput(a).toFixed(0)}/s, answered ${answered(a).toFixed(0)}/s (${(100 * withinSla(a)).toFixed(0)}% within the SLA), ${a.r.rejected} refused, admitted p99 ${a.r.latency.p99Ms.toFixed(1)} ms, health p99 ${a.health.latency.p99Ms.toFixed(1)} ms; front-end admission alone: goodput ${goodput(b).toFixed(0)}/s, answered ${answered(b).toFixed(0)}/s, ${b.r.rejected} refused, p99 ${b.r.latency.p99Ms.toFixed(1)} ms, health p99 ${b.health.latency.p99Ms.toFixed(1)} ms`);
     assert.ok(a.r.rejected > 0 && stats.refused > 0, `429s, from the balancer (it counted ${stats.refused})`);
     assert.equal(a.r.errors + a.r.timeouts, 0, `nothing fails but refusals: ${failuresOf(a.r)}`);
     assert.equal(a.health.failures, 0);
-    // Health bypasses the balancer's queue and the front end never spends its CPU refusing: 34-182 ms in runs here, where
-    // admission in the front end measured 190 ms to 1.6 s (how much slower moves with this VM's speed, so not asserted).
-    assert.ok(a.health.latency.p99Ms < 500, `health p99 ${a.health.latency.p99Ms} ms vs ${b.health.latency.p99Ms} ms`);
-    // What it admits is answered in time: 80-100% of the answers within the SLA in runs here, including one where this VM
-    // ran slow and the front end answered half its usual rate (admission in the front end: 32-88%). How much goodput each
-    // keeps moves with the VM's speed at 3x; bench:overload measures it side by side from 1x to 8x.
-    assert.ok(a.r.okWithinSla >= 0.7 * a.r.ok, `${a.r.okWithinSla} of ${a.r.ok} answers within the SLA behind the balancer`);
+    // Health bypasses the balancer's queue and the front end never spends its CPU refusing: 20-36 ms in runs here with the
+    // load from another process (34-182 ms at 3x with it sent from this one); admission in the front end alone is
+    // printed beside it, not asserted (its figure moves with this VM's speed).
+    assert.ok(a.health.latency.p99Ms < 100, `health p99 ${a.health.latency.p99Ms} ms (front-end admission alone: ${b.health.latency.p99Ms} ms)`);
+    // What it admits is answered in time: admitted p99 37-44 ms in six runs here (SLA 50 ms). Asserted as the share
+    // within the SLA, with a margin for this shared VM's stalls, not as a p99 that one stall decides.
+    assert.ok(withinSla(a) >= 0.9, `${a.r.okWithinSla} of ${a.r.ok} answers within the SLA behind the balancer (p99 ${a.r.latency.p99Ms} ms)`);
   } finally {
     await deployments.stop(front);
     await deployments.stop(balanced);

@@ -32,13 +32,16 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const CLI = moduleEntry('../src/cli/main.ts', import.meta.url);
 
 /** Runs the shardwise CLI without blocking this process's event loop (for servers that live in the test process). */
-export function cliAsync(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function cliAsync(args: string[], opts: { env?: NodeJS.ProcessEnv; onStderr?: (text: string) => void } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...CLI.execArgv, CLI.file, ...args], { env: { ...process.env, ...opts.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
+    child.stderr.on('data', (c) => {
+      stderr += c;
+      opts.onStderr?.(String(c));
+    });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }

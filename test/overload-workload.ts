@@ -3,10 +3,11 @@ import { presetConfig } from '../src/model/presets.ts';
 import { generateModel } from '../src/model/generate.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import type { LocalSupervisor } from '../src/cluster/supervisor.ts';
-import { QueryGenerator } from '../src/workload/generate-trace.ts';
+import { QueryGenerator, writeTrace, type TraceOptions } from '../src/workload/generate-trace.ts';
 import { encodeQueries, runOpenLoop, type RunResult } from '../src/bench/load-generator.ts';
 import { probeHealth, type HealthProbeResult } from '../src/bench/health-probe.ts';
 import { processCpuSeconds } from '../src/util/process-stats.ts';
+import { cliAsync } from './helpers.ts';
 
 /**
  * How much cheaper a query is to a saturated front end than at light load, where its batcher
@@ -31,8 +32,12 @@ export function overloadWorkload(dir: string) {
   const config: ModelConfig = { ...presetConfig('rm1', 5000), name: 'rm1-small' };
   const modelDir = path.join(dir, 'rm1');
   generateModel(modelDir, config, 3);
-  const gen = new QueryGenerator(config, { queries: 200, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 4 });
+  const traceOptions: TraceOptions = { queries: 200, batch: 8, access: { kind: 'locality', p: 0.9 }, pooling: 'fixed', seed: 4 };
+  const gen = new QueryGenerator(config, traceOptions);
   const queries = encodeQueries(Array.from({ length: 200 }, () => gen.next()), config.numDense);
+  // The same queries as a trace file, for a load generator in a process of its own.
+  const traceFile = path.join(dir, 'rm1-queries.bin');
+  writeTrace(traceFile, config, traceOptions);
   const target = (sup: LocalSupervisor) => ({ url: `http://127.0.0.1:${sup.routerPort}`, modelName: config.name });
   /** Open loop after half a second of warm-up, answers within 50 ms counted. */
   const run = (sup: LocalSupervisor, qps: number, durationS: number) => runOpenLoop(target(sup), queries, { qps, durationS, timeoutMs: 5000, warmupS: 0.5, slaMs: 50 });
@@ -41,6 +46,18 @@ export function overloadWorkload(dir: string) {
     const probe = probeHealth(`${target(sup).url}/v2/health/ready`, 50);
     const r = await run(sup, qps, 4);
     return { r, health: await probe.stop() };
+  };
+  /**
+   * `qps` for 4 s from `shardwise bench` in a process of its own, the health probe in this one
+   * from when it starts sending: the sender's event loop (48 KB bodies at thousands a second)
+   * then delays neither the probe nor the latencies it measures.
+   */
+  const overloadFromChild = async (sup: LocalSupervisor, qps: number): Promise<OverloadRun> => {
+    const args = ['bench', '--url', target(sup).url, '--model-name', config.name, '--trace', traceFile, '--qps', String(qps), '--duration', '4', '--warmup', '0.5', '--timeout-ms', '5000', '--sla-p99-ms', '50', '--json'];
+    let probe: ReturnType<typeof probeHealth> | undefined;
+    const run = await cliAsync(args, { onStderr: (text) => void (text.includes('offering') && (probe ??= probeHealth(`${target(sup).url}/v2/health/ready`, 50))) });
+    if (run.code !== 0 || !probe) throw new Error(`shardwise bench exited ${run.code}: ${run.stderr}`);
+    return { r: JSON.parse(run.stdout) as RunResult, health: await probe.stop() };
   };
   /** Answers within the SLA per second. */
   const goodput = (x: OverloadRun) => x.r.okWithinSla / x.r.durationS;
@@ -59,5 +76,5 @@ export function overloadWorkload(dir: string) {
     const cpuPerQuery = (processCpuSeconds(pid) - cpu0) / (((performance.now() - t0) / 1000) * QPS);
     return Math.round((BATCHING_GAIN * cpus) / cpuPerQuery);
   };
-  return { config, modelDir, target, run, overload, goodput, capacity };
+  return { config, modelDir, target, run, overload, overloadFromChild, goodput, capacity };
 }
