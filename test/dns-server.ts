@@ -22,18 +22,30 @@ export class TestDns {
     const dir = tempDir('shardwise-dns-');
     const hostsFile = path.join(dir, 'hosts');
     fs.writeFileSync(hostsFile, hostsText(records));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    // A random port below the kernel's ephemeral range (32768 up), where no outgoing connection takes one; another
+    // one if it is taken anyway (a fresh-clone CI run found one in use).
+    for (let attempt = 0; ; attempt++) {
+      const port = 20_000 + Math.floor(Math.random() * 12_000);
+      const started = await TestDns.listen(hostsFile, address, port, records);
+      if (started instanceof TestDns) return started;
+      if (!started.includes('Address already in use') || attempt === 4) throw new Error(`dnsmasq on ${address}:${port}: ${started}`);
+    }
+  }
+
+  /** dnsmasq on address:port, up once it answers a name it holds; or why it did not start. */
+  private static async listen(hostsFile: string, address: string, port: number, records: Record<string, string[]>): Promise<TestDns | string> {
     const child = spawn('dnsmasq', ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--local=/test/', `--addn-hosts=${hostsFile}`, `--listen-address=${address}`, '--bind-interfaces', `--port=${port}`, '--local-ttl=1', '--user=root', '--pid-file=', '--log-facility=-'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (c) => (err += c));
+    // Its stderr is read whole only once its pipes close, which can be after the exit.
+    const closed = new Promise((res) => child.once('close', res));
     const dns = new TestDns(child, hostsFile, `${address}:${port}`);
-    // Up once it answers a name it holds.
     const { Resolver } = await import('node:dns/promises');
     const r = new Resolver({ timeout: 200, tries: 1 });
     r.setServers([dns.server]);
     const first = Object.keys(records)[0];
     for (let i = 0; i < 50; i++) {
-      if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
+      if (child.exitCode !== null) return closed.then(() => `exited: ${err.trim()}`);
       try {
         await r.resolve4(first);
         return dns;
@@ -42,7 +54,7 @@ export class TestDns {
       }
     }
     child.kill();
-    throw new Error(`dnsmasq did not answer on ${dns.server}: ${err}`);
+    return `did not answer in 5 s: ${err}`;
   }
 
   set(records: Record<string, string[]>): void {
