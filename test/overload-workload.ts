@@ -55,9 +55,10 @@ export function overloadWorkload(dir: string) {
   const overloadFromChild = async (sup: LocalSupervisor, qps: number): Promise<OverloadRun> => {
     const args = ['bench', '--url', target(sup).url, '--model-name', config.name, '--trace', traceFile, '--qps', String(qps), '--duration', '4', '--warmup', '0.5', '--timeout-ms', '5000', '--sla-p99-ms', '50', '--json'];
     let probe: ReturnType<typeof probeHealth> | undefined;
-    const run = await cliAsync(args, { onStderr: (text) => void (text.includes('offering') && (probe ??= probeHealth(`${target(sup).url}/v2/health/ready`, 50))) });
-    if (run.code !== 0 || !probe) throw new Error(`shardwise bench exited ${run.code}: ${run.stderr}`);
-    return { r: JSON.parse(run.stdout) as RunResult, health: await probe.stop() };
+    const bench = await cliAsync(args, { onStderr: (text) => void (text.includes('offering') && (probe ??= probeHealth(`${target(sup).url}/v2/health/ready`, 50))) });
+    const health = await probe?.stop();
+    if (bench.code !== 0 || !health) throw new Error(`shardwise bench exited ${bench.code}: ${bench.stderr}`);
+    return { r: JSON.parse(bench.stdout) as RunResult, health };
   };
   /** Answers within the SLA per second. */
   const goodput = (x: OverloadRun) => x.r.okWithinSla / x.r.durationS;
