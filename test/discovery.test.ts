@@ -5,7 +5,7 @@ import { loadModel } from '../src/model/store.ts';
 import { ReferenceModel } from '../src/reference/reference-model.ts';
 import { runOpenLoop } from '../src/bench/load-generator.ts';
 import { inferBinary, scrapeMetric } from '../src/protocol/oip-client.ts';
-import { cli, maxAbsDiff, failuresOf } from './helpers.ts';
+import { assertCliFails, maxAbsDiff, failuresOf } from './helpers.ts';
 import { TestDns, dnsmasqMissing } from './dns-server.ts';
 import { podWorkload, startPod, waitReady, type Pod } from './pods.ts';
 
@@ -92,12 +92,7 @@ test('pod commands and serve say what is wrong: an unknown shard, a router witho
     [['dense', ...base], /no dense service to start/],
   ];
   try {
-    for (const [args, message] of cases) {
-      const r = cli(args);
-      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, message);
-      assert.doesNotMatch(r.stderr, /^\s+at /m, 'a message, not a stack');
-    }
+    for (const [args, message] of cases) assertCliFails(args, 2, message);
   } finally {
     held.close();
   }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -63,6 +64,14 @@ export async function unusedPort(): Promise<number> {
   const { port } = s.address() as net.AddressInfo;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** The CLI run with `args` fails with exit `code` and a message matching `message`, not a stack. */
+export function assertCliFails(args: string[], code: number, message: RegExp): void {
+  const r = cli(args);
+  assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+  assert.match(r.stderr, message);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'a message, not a stack');
 }
 
 /** A run's failures in words, with what the first one got: the message of a zero-failure assertion. */

@@ -96,19 +96,16 @@ export class ShardwiseError extends Error {
   }
 }
 
-const LISTEN_FAILURES: Record<string, [reason: string, hint: string]> = {
+/** What an errno means to the user: the reason, then what to do. */
+type ErrnoFailures = Record<string, [reason: string, hint: string]>;
+
+const LISTEN_FAILURES: ErrnoFailures = {
   EADDRINUSE: ['the address is in use', 'another process holds this port: stop it, or choose another port (serve --port, a pod\'s --listen; 0 picks a free one)'],
   EACCES: ['permission denied', 'a port under 1024 needs root (or CAP_NET_BIND_SERVICE): choose a higher one'],
   EADDRNOTAVAIL: ['the address is not one of this host\'s', 'listen on an address of this host: 127.0.0.1, 0.0.0.0, or one of its interfaces'],
 };
 
-/** A server's listen() failure as what it is (the address, the reason, what to do), not an unhandled stack; any other error as it came. */
-export function listenError(e: unknown, address: string): unknown {
-  const failure = LISTEN_FAILURES[(e as NodeJS.ErrnoException)?.code ?? ''];
-  return failure ? new ShardwiseError(ErrorCodes.SERVICE, `cannot listen on ${address}: ${failure[0]} (${(e as NodeJS.ErrnoException).code})`, failure[1]) : e;
-}
-
-const FILE_FAILURES: Record<string, [reason: string, hint: string]> = {
+const FILE_FAILURES: ErrnoFailures = {
   ENOENT: ['no such file or folder', 'check the path: a file to write needs its folder to exist'],
   EACCES: ['permission denied', 'pick a path this user can use'],
   EPERM: ['not permitted', 'pick a path this user can use'],
@@ -118,12 +115,18 @@ const FILE_FAILURES: Record<string, [reason: string, hint: string]> = {
   EROFS: ['the file system is read-only', 'write elsewhere'],
 };
 
-/** A file system failure (ENOENT on open, EACCES…) as what it is, not a stack; anything else as it came. */
-export function fileSystemError(e: unknown): unknown {
-  const { code, path } = (e ?? {}) as NodeJS.ErrnoException;
-  const failure = FILE_FAILURES[code ?? ''];
-  return failure && path ? new ShardwiseError(ErrorCodes.FILE_SYSTEM, `${path}: ${failure[0]} (${code})`, failure[1]) : e;
+/** A system call's failure with an errno of `failures` as `${subject}: reason (ERRNO)` and its hint; anything else as it came. */
+function errnoError(e: unknown, failures: ErrnoFailures, code: ErrorCode, subject: string | undefined): unknown {
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
+  const failure = failures[errno];
+  return failure && subject ? new ShardwiseError(code, `${subject}: ${failure[0]} (${errno})`, failure[1]) : e;
 }
+
+/** A server's listen() failure as what it is (the address, the reason, what to do), not an unhandled stack. */
+export const listenError = (e: unknown, address: string): unknown => errnoError(e, LISTEN_FAILURES, ErrorCodes.SERVICE, `cannot listen on ${address}`);
+
+/** A file system failure (ENOENT on open, EACCES…) naming its path, not a stack. */
+export const fileSystemError = (e: unknown): unknown => errnoError(e, FILE_FAILURES, ErrorCodes.FILE_SYSTEM, (e as NodeJS.ErrnoException | undefined)?.path);
 
 export const badArgument = (message: string, hint?: string) =>
   new ShardwiseError(ErrorCodes.BAD_ARGUMENT, message, hint);
