@@ -26,10 +26,10 @@ test('the balancer config: queries queue behind in-flight × replicas with the q
   const cfg = haproxyConfig(layout);
   assert.match(cfg, /bind 127\.0\.0\.1:8080/);
   assert.match(cfg, /use_backend queries if METH_POST \{ path_end \/infer \}/);
-  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}http-request set-priority-class date\(0,ms\),mod\(2048\),neg\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}retry-on conn-failure empty-response\n {2}retries 3\n {2}server front 127\.0\.0\.1:9090 maxconn 12\n/);
+  assert.match(cfg, /backend queries\n {2}timeout queue 13ms\n {2}http-request set-priority-class date\(0,ms\),mod\(2048\),neg\n {2}errorfile 503 \/run\/sw\/refused\.http\n.*\n {2}http-reuse always\n {2}retry-on conn-failure empty-response\n {2}retries 3\n {2}server front 127\.0\.0\.1:9090 maxconn 12 check inter 500ms fall 1 rise 1\n/);
   assert.match(cfg, /tune\.bufsize 65536\n/, 'a whole RM1 query fits a buffer, so it can be retried');
   assert.match(cfg, /backend direct\n {2}server front 127\.0\.0\.1:9090\n/, 'health and metadata: no in-flight limit, no queue');
-  assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 4 disabled\n/, 'never 0, which haproxy reads as unlimited; no front end: in maintenance');
+  assert.match(haproxyConfig({ ...layout, replicas: 0 }), /maxconn 4 check inter 500ms fall 1 rise 1 disabled\n/, 'never 0, which haproxy reads as unlimited; no front end: in maintenance');
   assert.match(cfg, /http-request return status 503 errorfile \/run\/sw\/unavailable\.http if \{ nbsrv eq 0 \}/);
   const raw = refusalResponse(12.5);
   const [head, body] = raw.split('\r\n\r\n');

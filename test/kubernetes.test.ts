@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { findHaproxy } from '../src/cluster/balancer.ts';
 import { ConfigMap, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
@@ -21,8 +21,12 @@ import { scalingConfig, scalingTarget } from '../src/cluster/scaling-config.ts';
 import { planningInputOf, replicaCapacities } from '../src/planner/capacity.ts';
 import { readPlan } from '../src/plan/validate.ts';
 import type { KubeObject } from '../src/cluster/kubernetes.ts';
-import { cli, tempDir } from './helpers.ts';
-import { startPod, waitReady } from './pods.ts';
+import { cli, maxAbsDiff, tempDir, unusedPort } from './helpers.ts';
+import { startPod, waitReady, type Pod } from './pods.ts';
+import { loadModel } from '../src/model/store.ts';
+import { ReferenceModel } from '../src/reference/reference-model.ts';
+import { inferBinary } from '../src/protocol/oip-client.ts';
+import { QueryGenerator } from '../src/workload/generate-trace.ts';
 
 // Kubernetes 1.27's OpenAPI schema (kubernetes-models 5.x), and the Prometheus Operator's CRD schema.
 const MODELS: Record<string, new (o: never) => { validate(): void }> = {
@@ -112,13 +116,21 @@ test('the router discovers each headless Service by DNS; memory requests follow 
   assert.ok(mem('shard-0') >= 64, 'a shard asks for at least its fixed cost');
 });
 
-test("a Deployment's container command starts a replica here (paths mapped to this machine)", async () => {
+/**
+ * A container argument as it runs here: the plan ConfigMap written to a folder as the pod mounts
+ * it, the model's volume at this test's model, and a listener on all interfaces on a free loopback port.
+ */
+function localArgs(): (arg: string) => string {
   const cm = objects().find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-plan'))! as KubeObject & { data: Record<string, string>; binaryData: Record<string, string> };
   const configDir = path.join(dir, 'config');
   fs.mkdirSync(configDir, { recursive: true });
   fs.writeFileSync(path.join(configDir, 'plan.json'), cm.data['plan.json']);
   fs.writeFileSync(path.join(configDir, 'profile.bin'), Buffer.from(cm.binaryData['profile.bin'], 'base64'));
-  const local = (a: string) => (a === '/model' ? modelDir : a === '/config/plan.json' ? path.join(configDir, 'plan.json') : a.startsWith('0.0.0.0:') ? '127.0.0.1:0' : a);
+  return (a) => (a === '/model' ? modelDir : a === '/config/plan.json' ? path.join(configDir, 'plan.json') : a.startsWith('0.0.0.0:') ? '127.0.0.1:0' : a);
+}
+
+test("a Deployment's container command starts a replica here (paths mapped to this machine)", async () => {
+  const local = localArgs();
   // The role's runtime settings travel in the command, as the supervisor gives its children: a front end's larger initial heap, not a shard's.
   const container = (c: string) => podOf(find('Deployment', c)).containers[0];
   assert.deepEqual(container('router').command, ['node', '--initial-heap-size=128', 'bin/shardwise.js']);
@@ -132,16 +144,28 @@ test("a Deployment's container command starts a replica here (paths mapped to th
   }
 });
 
+// The same plan's objects with a balancer in every router pod.
+const balancedOut = path.join(dir, 'k8s-balanced');
+const balancedWritten = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', balancedOut, '--namespace', 'ranking', '--balancer', 'haproxy', ...flags]);
+const balancedObjects = () => fs.readdirSync(balancedOut).map((f) => JSON.parse(fs.readFileSync(path.join(balancedOut, f), 'utf8')) as KubeObject);
+type Container = { name: string; image: string; command: string[]; args?: string[]; ports: { name: string; containerPort: number }[] };
+const balancedPod = (component: string) => (balancedObjects().find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === component)!.spec as { template: { spec: { containers: Container[] } } }).template.spec;
+
+/** The balancer's ConfigMap written to a folder here as the pod mounts it, with `edit` applied to its haproxy.cfg; the config's path. */
+function mountBalancerConfig(edit: (cfg: string, mounted: string) => string = (cfg) => cfg): string {
+  const cm = balancedObjects().find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-balancer'))! as KubeObject & { data: Record<string, string> };
+  const mounted = tempDir();
+  for (const file of ['refused.http', 'unavailable.http', 'timeout.http']) fs.writeFileSync(path.join(mounted, file), cm.data[file]);
+  fs.writeFileSync(path.join(mounted, 'haproxy.cfg'), edit(cm.data['haproxy.cfg'].replaceAll('/usr/local/etc/haproxy', mounted), mounted));
+  return path.join(mounted, 'haproxy.cfg');
+}
+
 test('with --balancer haproxy every router pod carries HAProxy in front of its router: schema-valid, a config haproxy accepts, the HPA target below its limit', { skip: findHaproxy() ? false : 'needs haproxy to check its config (Debian: apt-get install haproxy)' }, () => {
-  const balancedOut = path.join(dir, 'k8s-balanced');
-  const r = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', balancedOut, '--namespace', 'ranking', '--balancer', 'haproxy', ...flags]);
-  assert.equal(r.code, 0, r.stderr);
-  const all = fs.readdirSync(balancedOut).map((f) => JSON.parse(fs.readFileSync(path.join(balancedOut, f), 'utf8')) as KubeObject);
+  assert.equal(balancedWritten.code, 0, balancedWritten.stderr);
+  const all = balancedObjects();
   for (const o of all) validate(o);
   const of = (kind: string, component: string) => all.find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
-  type Container = { name: string; image: string; command: string[]; args?: string[]; ports: { name: string; containerPort: number }[] };
-  const pod = (of('Deployment', 'router').spec as { template: { spec: { containers: Container[] } } }).template.spec;
-  const [router, balancer] = pod.containers;
+  const [router, balancer] = balancedPod('router').containers;
   assert.equal(balancer.name, 'balancer');
   assert.equal(router.args![router.args!.indexOf('--listen') + 1], '127.0.0.1:8081', 'the router listens on loopback, behind it');
   assert.deepEqual(balancer.ports.map((p) => [p.name, p.containerPort]), [['http', 8080], ['balancer-metrics', 9091]]);
@@ -150,11 +174,87 @@ test('with --balancer haproxy every router pod carries HAProxy in front of its r
   const hpa = of('HorizontalPodAutoscaler', 'router').spec as { metrics: { pods: { target: { averageValue: string } } }[] };
   assert.equal(Number(hpa.metrics[0].pods.target.averageValue), 3);
   // Its config, with the ConfigMap's mount mapped to a folder here, is one haproxy accepts.
-  const cm = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-balancer'))! as KubeObject & { data: Record<string, string> };
-  const mounted = tempDir();
-  for (const file of ['refused.http', 'unavailable.http', 'timeout.http']) fs.writeFileSync(path.join(mounted, file), cm.data[file]);
-  fs.writeFileSync(path.join(mounted, 'haproxy.cfg'), cm.data['haproxy.cfg'].replaceAll('/usr/local/etc/haproxy', mounted));
-  assert.match(cm.data['haproxy.cfg'], /bind 0\.0\.0\.0:8080\n[\s\S]*server front 127\.0\.0\.1:8081 maxconn 4\n/);
-  const check = spawnSync(findHaproxy()!, ['-c', '-f', path.join(mounted, 'haproxy.cfg')], { encoding: 'utf8' });
+  const cfg = mountBalancerConfig();
+  assert.match(fs.readFileSync(cfg, 'utf8'), /bind 0\.0\.0\.0:8080\n[\s\S]*server front 127\.0\.0\.1:8081 maxconn 4 check inter 500ms fall 1 rise 1\n/);
+  const check = spawnSync(findHaproxy()!, ['-c', '-f', cfg], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
+});
+
+test("a router pod's two containers run as written (HAProxy from its ConfigMap in front of the router's command, the shards' and dense pods' commands behind): answers through the balancer's port, its metrics, and with the router gone within the check's half second a 503 naming the service at once, not a 429", { skip: findHaproxy() ? false : 'needs haproxy (Debian: apt-get install haproxy)', timeout: 60_000 }, async (t) => {
+  assert.equal(balancedWritten.code, 0, balancedWritten.stderr);
+  const [publicPort, routerPort, metricsPort] = [await unusedPort(), await unusedPort(), await unusedPort()];
+  const pods: Pod[] = [];
+  let haproxy: ChildProcess | null = null;
+  try {
+    const local = localArgs();
+    // Every pod of the services behind the router, as its Deployment runs it (one replica each).
+    const behind = new Map<string, number>();
+    for (const service of ['shard-0', 'shard-1', 'dense']) {
+      const pod = await startPod(balancedPod(service).containers[0].args!.map(local));
+      pods.push(pod);
+      behind.set(service, pod.port);
+    }
+    // The pod's ports, which are fixed (8080, 8081, 9091), mapped to free ones here.
+    const ports = (a: string) => a.replaceAll('0.0.0.0:8080', `127.0.0.1:${publicPort}`).replaceAll('127.0.0.1:8081', `127.0.0.1:${routerPort}`).replaceAll('0.0.0.0:9091', `127.0.0.1:${metricsPort}`);
+    const cfg = mountBalancerConfig((text, mounted) => ports(text).replace('stats socket /tmp/', `stats socket ${mounted}/`));
+    const [router, balancer] = balancedPod('router').containers;
+    haproxy = spawn(findHaproxy()!, balancer.command.slice(1).map((a) => (a.endsWith('haproxy.cfg') ? cfg : a)), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let haproxyLog = '';
+    haproxy.stderr!.on('data', (d) => (haproxyLog += d));
+    const url = `http://127.0.0.1:${publicPort}`;
+    const infer = async () => {
+      const res = await fetch(`${url}/v2/models/${config.name}/infer`, { method: 'POST', body: '{"inputs":[]}', headers: { 'content-type': 'application/json' } });
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { code: string; error: string } };
+    };
+    /** Polls until a query through the balancer is answered with `status` and `code` (a 503 naming the service: the check found no router), within `ms`. */
+    const answeredWithin = async (ms: number, status: number, code: string) => {
+      let last = '';
+      for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+        const r = await infer().catch((e: Error) => ({ status: 0, retryAfter: null, body: { code: '', error: e.message } }));
+        if (r.status === status && r.body.code === code) return r;
+        last = `${r.status} ${JSON.stringify(r.body)}`;
+      }
+      assert.fail(`no ${status} ${code} within ${ms} ms; last answer: ${last}\n${haproxyLog}`);
+    };
+    // No router yet: the balancer's check has the server down, and a query is answered so at once.
+    const before = await answeredWithin(5000, 503, 'SW_SERVICE');
+    assert.equal(before.retryAfter, '1');
+    const readyNow = await fetch(`${url}/v2/health/ready`);
+    assert.equal(readyNow.status, 503, 'health goes straight to the (absent) router: not ready');
+    await readyNow.arrayBuffer();
+
+    const args = router.args!.map(local).map(ports).map((a) => a.replace(/^(\S+)=dns:.*$/, (_, service: string) => `${service}=static:127.0.0.1:${behind.get(service)}`));
+    const routerPod = await startPod(args);
+    pods.push(routerPod);
+    await waitReady(`${url}/v2/health/ready`);
+    // Queries pass once the next check (every 500 ms) finds the router: the empty query is the router's 400.
+    await answeredWithin(1500, 400, 'SW_BAD_REQUEST');
+    const reference = await ReferenceModel.create(loadModel(modelDir));
+    const gen = new QueryGenerator(config, { queries: 10, batch: 4, access: { kind: 'zipf', s: 1.05 }, pooling: 'poisson', seed: 9 });
+    for (let i = 0; i < 10; i++) {
+      const q = gen.next();
+      assert.ok(maxAbsDiff(await inferBinary(url, config.name, q, config.numDense), await reference.predict(q)) <= 1e-5, 'the router\'s scores, through the balancer');
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /haproxy_backend_current_queue\{proxy="queries"\}/, "the balancer's own metrics on its port");
+
+    // The router container dies (Kubernetes would restart it): once the check sees it (every
+    // 500 ms) queries get a 503 SW_SERVICE at once. Before, they had waited 3 s of retries for a
+    // 429 saying the pod was over capacity; in the check's window they still get that 429, after 0.3 s.
+    await routerPod.stop('SIGKILL');
+    const t0 = performance.now();
+    const after = await answeredWithin(1500, 503, 'SW_SERVICE');
+    assert.match(after.body.error, /no front-end replica answered/);
+    const t1 = performance.now();
+    await infer();
+    assert.ok(performance.now() - t1 < 100, 'answered at once while the router is down');
+    t.diagnostic(`router killed: a 503 naming the service ${(t1 - t0).toFixed(0)} ms later`);
+  } finally {
+    for (const p of pods) await p.stop('SIGKILL');
+    if (haproxy && haproxy.exitCode === null) {
+      const exited = new Promise((r) => haproxy!.once('exit', r));
+      haproxy.kill('SIGKILL');
+      await exited;
+    }
+  }
 });

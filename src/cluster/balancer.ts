@@ -135,7 +135,10 @@ export function haproxyConfig(l: BalancerLayout): string {
     'defaults',
     '  mode http',
     '  option http-keep-alive',
-    '  timeout connect 1s',
+    // The front ends are on this host (a pod's loopback): a connection is made in microseconds or
+    // refused. HAProxy waits this long (at most 1 s) before each retry of a refused one, so with
+    // 1 s a query that found its front end gone waited 3 s for its three retries.
+    '  timeout connect 100ms',
     '  timeout client 60s',
     `  timeout server ${l.frontEndTimeoutS ?? FRONT_END_TIMEOUT_S}s`,
     '  timeout http-request 10s',
@@ -165,7 +168,11 @@ export function haproxyConfig(l: BalancerLayout): string {
     // a live replica (the shared port). Not on a timeout: a hung front end gets its 504.
     '  retry-on conn-failure empty-response',
     '  retries 3',
-    `  server ${SERVER} ${front} maxconn ${inflightLimit(l)}${l.replicas === 0 ? ' disabled' : ''}`,
+    // A TCP check every half second: with no front end listening (a pod's router container
+    // restarting; no supervisor beside it to say so), the server is down and queries get the
+    // 503 above at once, not, after their retries, this backend's 429 file. On loopback a
+    // refused connection is no fluke, so one failure is enough.
+    `  server ${SERVER} ${front} maxconn ${inflightLimit(l)} check inter 500ms fall 1 rise 1${l.replicas === 0 ? ' disabled' : ''}`,
     'backend direct',
     `  server ${SERVER} ${front}`,
     ...(l.metricsPort ? ['frontend metrics', `  bind ${bind}:${l.metricsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }'] : []),
