@@ -1,13 +1,16 @@
 import { test } from 'node:test';
+import * as net from 'node:net';
 import assert from 'node:assert/strict';
 import { presetConfig } from '../src/model/presets.ts';
 import type { Batch } from '../src/model/batch.ts';
 import type { InferenceEngine } from '../src/serving/engine.ts';
 import { DEFAULT_HTTP_LIMITS, InferenceHttpServer } from '../src/serving/http-api.ts';
+import type { AdmissionOptions } from '../src/serving/admission.ts';
 import { ServiceMetrics } from '../src/serving/metrics.ts';
 import { QueryGenerator } from '../src/workload/generate-trace.ts';
 import { encodeRequest } from '../src/protocol/oip.ts';
 import { silentLogger } from '../src/util/log.ts';
+import { rawRequest, sendRaw } from './raw-http.ts';
 
 const tiny = presetConfig('tiny');
 const body = JSON.stringify(encodeRequest(new QueryGenerator(tiny, { queries: 1, batch: 2, access: { kind: 'uniform' }, pooling: 'fixed', seed: 1 }).next(), tiny.numDense));
@@ -29,8 +32,8 @@ class StubEngine implements InferenceEngine {
   async close() {}
 }
 
-async function start(engine: StubEngine) {
-  const server = new InferenceHttpServer(engine, new ServiceMetrics('front'), { limits: DEFAULT_HTTP_LIMITS, admission: { maxInflight: 100, maxQueueMs: 10, burstMs: 0 }, log: silentLogger });
+async function start(engine: StubEngine, admission: AdmissionOptions | null = { maxInflight: 100, maxQueueMs: 10, burstMs: 0 }) {
+  const server = new InferenceHttpServer(engine, new ServiceMetrics('front'), { limits: DEFAULT_HTTP_LIMITS, admission, log: silentLogger });
   const port = await server.listen(0);
   const url = `http://127.0.0.1:${port}`;
   return { server, url, infer: () => fetch(`${url}/v2/models/tiny/infer`, { method: 'POST', body }) };
@@ -74,4 +77,67 @@ test('readiness says why not; close() turns readiness off at once, serves throug
   assert.equal((await infer()).status, 200, 'still serving during the grace period');
   await closed;
   await assert.rejects(infer(), 'not accepting after close');
+});
+
+/**
+ * Sends a request's head and the first half of its body, then, after a pause, the rest: whether
+ * any answer came during the pause, and the answer (read to the connection's close).
+ */
+function sendInHalves(port: number, head: Buffer, body: Buffer): Promise<{ early: boolean; status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let early: boolean | undefined;
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      socket.write(Buffer.concat([head, body.subarray(0, body.length >> 1)]));
+      setTimeout(() => {
+        early = chunks.length > 0;
+        socket.write(body.subarray(body.length >> 1));
+      }, 200);
+    });
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      resolve({ early: early ?? true, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), body: text.slice(text.indexOf('\r\n\r\n') + 4) });
+    });
+  });
+}
+
+test('an answer decided before the body has arrived waits for the rest of it (a refusal, a 404, a bad header), so a connection is never closed on bytes still coming; kept alive, it serves the next query', async () => {
+  // Closing a connection on bytes still arriving resets it, and the client loses the answer: a
+  // refused 6 MB body in the bad-input battery got EPIPE and no 429.
+  const big = Buffer.alloc(6 << 20, 0x20);
+  const head = (path: string, extra = '') => Buffer.from(`POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: ${big.length}\r\n${extra}\r\n`);
+  const engine = new StubEngine();
+  const admitting = await start(engine);
+  try {
+    engine.queueAge = 1000;
+    assert.equal((await admitting.infer()).status, 200, 'the first over the budget starts the burst grace (0 ms here)');
+    const refused = await sendInHalves(Number(new URL(admitting.url).port), head('/v2/models/tiny/infer'), big);
+    assert.deepEqual([refused.status, JSON.parse(refused.body).code, refused.early], [429, 'SW_OVERLOADED', false]);
+  } finally {
+    await admitting.server.close();
+  }
+  // The rest without admission control (sending 6 MB keeps this process's loop busy, which it reads as a backlog).
+  engine.queueAge = 0;
+  const { server, url, infer } = await start(engine, null);
+  const port = Number(new URL(url).port);
+  try {
+    const missing = await sendInHalves(port, head('/v2/models/other/infer'), big);
+    assert.deepEqual([missing.status, missing.early], [404, false]);
+    const badHeader = await sendInHalves(port, head('/v2/models/tiny/infer', 'inference-header-content-length: x\r\n'), big);
+    assert.deepEqual([badHeader.status, badHeader.early], [400, false]);
+    assert.match(JSON.parse(badHeader.body).error, /Inference-Header-Content-Length/);
+    // A body over the limit is not waited for: 413 at once, and the connection closes.
+    const over = await sendRaw(port, rawRequest('POST', '/v2/models/tiny/infer', { 'content-length': (64 << 20) + 1 }));
+    assert.equal(over.status, 413);
+    // Kept alive, a connection skips the dropped body and serves the next query.
+    const res = await fetch(`${url}/v2/models/other/infer`, { method: 'POST', body: big });
+    assert.equal(res.status, 404);
+    await res.arrayBuffer();
+    assert.equal((await infer()).status, 200);
+  } finally {
+    await server.close();
+  }
 });

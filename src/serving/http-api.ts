@@ -59,6 +59,25 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
+/**
+ * Answers once the rest of the request's body has arrived (read and dropped), so that the
+ * connection, kept alive or closed after the answer, is never closed on bytes still coming: a
+ * close with unread bytes is a reset, and the client loses the answer (a refused 6 MB body in
+ * the bad-input battery got EPIPE and no 429). A body over the limit, or of unknown length, is
+ * not waited for: the answer goes at once and the connection closes after it. A client that
+ * stops sending meets the body timeout (408).
+ */
+function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, maxBodyBytes: number, answer: () => void): void {
+  if (req.complete) return answer();
+  const declared = Number(req.headers['content-length']);
+  if (!(declared <= maxBodyBytes)) {
+    res.setHeader('connection', 'close');
+    return answer();
+  }
+  req.once('end', answer);
+  req.resume();
+}
+
 /** The JSON body of every error answer: the reason, its registry code, and what to do where known. */
 export function errorBody(e: unknown): { error: string; code: string; hint?: string } {
   if (e instanceof ShardwiseError) return e.hint ? { error: e.message, code: e.code, hint: e.hint } : { error: e.message, code: e.code };
@@ -202,10 +221,8 @@ export class InferenceHttpServer {
   private fail(req: http.IncomingMessage, res: http.ServerResponse, e: unknown): void {
     const status = httpStatusOf(e);
     if (status >= 500 && !(e instanceof ShardwiseError)) this.log.error(`${req.method} ${req.url}: ${(e as Error)?.stack ?? e}`);
-    // A body left unread cannot be skipped on a keep-alive connection: answer, then close it.
-    if (!req.complete) res.setHeader('connection', 'close');
-    if (!res.headersSent && !res.destroyed) sendJson(res, status, errorBody(e));
-    else if (!res.writableEnded) res.destroy();
+    if (res.headersSent || res.destroyed) return void (res.writableEnded || res.destroy());
+    answerAfterBody(req, res, this.limits.maxBodyBytes, () => res.destroyed || sendJson(res, status, errorBody(e)));
   }
 
   /**
@@ -214,12 +231,11 @@ export class InferenceHttpServer {
    */
   private refuse(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.metrics.requests.inc({ service: this.metrics.service, outcome: 'rejected' });
-    // A small body is skipped on the connection (kept alive); a large one is not worth reading.
-    const declared = Number(req.headers['content-length']);
-    if (!(declared <= 1 << 20)) res.setHeader('connection', 'close');
-    res.writeHead(429, { 'content-type': 'application/json', 'content-length': OVERLOADED_BODY.length, 'retry-after': '1' });
-    res.end(OVERLOADED_BODY);
-    req.resume();
+    answerAfterBody(req, res, this.limits.maxBodyBytes, () => {
+      if (res.destroyed) return;
+      res.writeHead(429, { 'content-type': 'application/json', 'content-length': OVERLOADED_BODY.length, 'retry-after': '1' });
+      res.end(OVERLOADED_BODY);
+    });
   }
 
   private async infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
