@@ -134,8 +134,11 @@ test('an answer decided before the body has arrived waits for the rest of it (a 
     assert.equal(over.status, 413);
     // Kept alive, a connection skips the dropped body and serves the next query.
     const res = await fetch(`${url}/v2/models/other/infer`, { method: 'POST', body: big });
-    assert.equal(res.status, 404);
+    assert.deepEqual([res.status, res.headers.get('connection')], [404, 'keep-alive']);
     await res.arrayBuffer();
+    const get = await fetch(`${url}/v2/models/other`);
+    assert.deepEqual([get.status, get.headers.get('connection')], [404, 'keep-alive'], 'a request without a body is answered at once, kept alive');
+    await get.arrayBuffer();
     assert.equal((await infer()).status, 200);
   } finally {
     await server.close();

@@ -68,8 +68,9 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
  * stops sending meets the body timeout (408).
  */
 function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, maxBodyBytes: number, answer: () => void): void {
-  if (req.complete) return answer();
-  const declared = Number(req.headers['content-length']);
+  const length = req.headers['content-length'];
+  if (req.complete || (length === undefined && req.headers['transfer-encoding'] === undefined)) return answer();
+  const declared = Number(length);
   if (!(declared <= maxBodyBytes)) {
     res.setHeader('connection', 'close');
     return answer();
