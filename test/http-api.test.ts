@@ -144,3 +144,48 @@ test('an answer decided before the body has arrived waits for the rest of it (a 
     await server.close();
   }
 });
+
+/** Sends a request's head with Expect: 100-continue and waits for the server's first word: a 100, or a final answer (read to the close). */
+function askToContinue(port: number, path: string, length: number): Promise<{ socket: net.Socket; first: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('error', reject);
+    const onData = (c: Buffer) => {
+      text += c.toString('latin1');
+      if (text.startsWith('HTTP/1.1 100') && text.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        resolve({ socket, first: text });
+      }
+    };
+    socket.on('data', onData);
+    socket.on('end', () => resolve({ socket, first: text }));
+    socket.on('connect', () => socket.write(`POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-length: ${length}\r\nexpect: 100-continue\r\n\r\n`));
+  });
+}
+
+test('a client that waits for 100 Continue hears a refusal or a body over the limit before it sends its body, and otherwise gets its 100 and its answer', async () => {
+  const engine = new StubEngine();
+  const { server, url, infer } = await start(engine);
+  const port = Number(new URL(url).port);
+  try {
+    const over = await askToContinue(port, '/v2/models/tiny/infer', (64 << 20) + 1);
+    assert.match(over.first, /^HTTP\/1\.1 413 [\s\S]*connection: close[\s\S]*"code":"SW_BODY_TOO_LARGE"/i);
+    const go = await askToContinue(port, '/v2/models/tiny/infer', Buffer.byteLength(body));
+    assert.match(go.first, /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      go.socket.on('data', (c) => (text += c.toString('latin1')) && text.includes('"score"') && resolve(text));
+      go.socket.write(body);
+    });
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    go.socket.destroy();
+    engine.queueAge = 1000;
+    assert.equal((await infer()).status, 200, 'the first over the budget starts the burst grace (0 ms here)');
+    const refused = await askToContinue(port, '/v2/models/tiny/infer', 6 << 20);
+    assert.match(refused.first, /^HTTP\/1\.1 429 [\s\S]*retry-after: 1[\s\S]*"code":"SW_OVERLOADED"/i);
+    assert.doesNotMatch(refused.first, /100 Continue/);
+  } finally {
+    await server.close();
+  }
+});

@@ -53,7 +53,7 @@ export class AdmissionControl {
 
   /** Whether a query arriving now is admitted (release() it when answered). No allocation: it runs for every refused query. */
   admit(now = performance.now()): boolean {
-    const ok = this.inflight < this.opts.maxInflight && this.waitOk(now);
+    const ok = this.wouldAdmit(now);
     if (ok) {
       this.inflight++;
       if (this.refused > 0) {
@@ -62,6 +62,11 @@ export class AdmissionControl {
       }
     } else if (this.refused++ === 0) this.onChange(true, this.refusal(now));
     return ok;
+  }
+
+  /** Whether admit() would admit a query arriving now, admitting none (a client asking before it sends its body). */
+  wouldAdmit(now = performance.now()): boolean {
+    return this.inflight < this.opts.maxInflight && this.waitOk(now);
   }
 
   private waitOk(now: number): boolean {

@@ -7,7 +7,7 @@ import type { Logger } from '../util/log.ts';
 import { AdmissionControl, type AdmissionOptions } from './admission.ts';
 import type { InferenceEngine } from './engine.ts';
 import { LoopLagSampler } from './loop-lag.ts';
-import { parseJsonBounded, parseLengthHeader, readBody } from './http-body.ts';
+import { bodyOverLimit, parseJsonBounded, parseLengthHeader, readBody } from './http-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 const BINARY_HEADER = 'inference-header-content-length';
@@ -141,10 +141,12 @@ export class InferenceHttpServer {
       this.log.warn(`admission: refusing queries with 429: ${detail}`);
     };
     this.admission = opts.admission ? new AdmissionControl(opts.admission, (now) => Math.max(engine.queueAgeMs(), lag.lagMs(now)), onChange) : null;
+    const handle = (req: http.IncomingMessage, res: http.ServerResponse) => void this.route(req, res).catch((e) => this.fail(req, res, e));
     this.server = http.createServer(
       { maxHeaderSize: this.limits.maxHeaderBytes, requestTimeout: this.limits.bodyTimeoutMs, headersTimeout: this.limits.headersTimeoutMs, connectionsCheckingInterval: 500 },
-      (req, res) => this.route(req, res).catch((e) => this.fail(req, res, e)),
+      handle,
     );
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.continueOrAnswer(req, res, handle));
     this.server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
     this.server.maxConnections = this.limits.maxConnections;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -227,16 +229,40 @@ export class InferenceHttpServer {
   }
 
   /**
+   * A client that waits for a go-ahead before it sends its body (Expect: 100-continue, as curl
+   * does for large ones) hears a body over the limit (413) or a refusal (429) before it uploads
+   * anything, the connection closing after the answer; otherwise it gets its 100 Continue and
+   * the request goes on as any other. (Node would send the 100 itself: the client then uploaded
+   * a body only to have it refused, and one over the limit was cut off while still arriving.)
+   */
+  private continueOrAnswer(req: http.IncomingMessage, res: http.ServerResponse, handle: (req: http.IncomingMessage, res: http.ServerResponse) => void): void {
+    const declared = Number(req.headers['content-length']);
+    const refused = req.method === 'POST' && req.url?.endsWith('/infer') && this.admission && !this.admission.wouldAdmit();
+    if (!(declared > this.limits.maxBodyBytes) && !refused) {
+      res.writeContinue();
+      return handle(req, res);
+    }
+    res.setHeader('connection', 'close');
+    if (refused) {
+      this.metrics.requests.inc({ service: this.metrics.service, outcome: 'rejected' });
+      return this.sendRefusal(res);
+    }
+    sendJson(res, 413, errorBody(bodyOverLimit(this.limits.maxBodyBytes)));
+  }
+
+  private sendRefusal(res: http.ServerResponse): void {
+    if (res.destroyed) return;
+    res.writeHead(429, { 'content-type': 'application/json', 'content-length': OVERLOADED_BODY.length, 'retry-after': '1' });
+    res.end(OVERLOADED_BODY);
+  }
+
+  /**
    * 429 at once, before the body is parsed: refusing must cost far less than serving (the
    * answer is encoded once; the body is skipped, not copied).
    */
   private refuse(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.metrics.requests.inc({ service: this.metrics.service, outcome: 'rejected' });
-    answerAfterBody(req, res, this.limits.maxBodyBytes, () => {
-      if (res.destroyed) return;
-      res.writeHead(429, { 'content-type': 'application/json', 'content-length': OVERLOADED_BODY.length, 'retry-after': '1' });
-      res.end(OVERLOADED_BODY);
-    });
+    answerAfterBody(req, res, this.limits.maxBodyBytes, () => this.sendRefusal(res));
   }
 
   private async infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

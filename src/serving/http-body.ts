@@ -13,6 +13,9 @@ export function parseLengthHeader(name: string, value: string | string[] | undef
   return Number(value);
 }
 
+/** The 413 for a body over the limit, declared or sent. */
+export const bodyOverLimit = (maxBytes: number) => bodyTooLarge(`request body is over ${maxBytes} bytes`, 'send smaller batches');
+
 /**
  * Reads a body into one buffer (chunks copied in, no concat), growing it geometrically up to
  * the declared Content-Length, so a client that declares 64 MiB and sends nothing holds 64 KiB.
@@ -25,7 +28,7 @@ export function readBody(req: http.IncomingMessage, maxBytes: number, pad: numbe
     const tooBig = () => {
       req.removeAllListeners('data');
       req.pause();
-      reject(bodyTooLarge(`request body is over ${maxBytes} bytes`, 'send smaller batches'));
+      reject(bodyOverLimit(maxBytes));
     };
     let declared: number | undefined;
     try {
