@@ -257,8 +257,8 @@ export class InferenceHttpServer {
   }
 
   /**
-   * 429 at once, before the body is parsed: refusing must cost far less than serving (the
-   * answer is encoded once; the body is skipped, not copied).
+   * 429 without parsing the body: refusing must cost far less than serving (the answer is
+   * encoded once; the body is skipped, not copied, and the answer sent once it is in).
    */
   private refuse(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.metrics.requests.inc({ service: this.metrics.service, outcome: 'rejected' });
