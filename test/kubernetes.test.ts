@@ -68,7 +68,9 @@ const out = path.join(dir, 'k8s');
 const flags = ['--shard-target-lookups', '250000', '--max-replicas', '12', '--scale-down-window-s', '120'];
 const written = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', out, '--namespace', 'ranking', ...flags]);
 const objects = () => fs.readdirSync(out).sort().map((f) => JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as KubeObject);
-const find = (kind: string, component: string) => objects().find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
+/** The object of `kind` for a service (its component label) among `all`. */
+const byComponent = (all: KubeObject[], kind: string, component: string) => all.find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
+const find = (kind: string, component: string) => byComponent(objects(), kind, component);
 type PodSpec = { containers: { command: string[]; args: string[]; env: { name: string; value: string }[]; resources: { requests: { memory: string } } }[] };
 const podOf = (d: KubeObject) => (d.spec as { template: { spec: PodSpec } }).template.spec;
 
@@ -149,7 +151,7 @@ const balancedOut = path.join(dir, 'k8s-balanced');
 const balancedWritten = cli(['manifests', '--plan', planFile, '--model', modelDir, '--cost', costFile, '--image', 'registry.example/shardwise:0.1.0', '--out', balancedOut, '--namespace', 'ranking', '--balancer', 'haproxy', ...flags]);
 const balancedObjects = () => fs.readdirSync(balancedOut).map((f) => JSON.parse(fs.readFileSync(path.join(balancedOut, f), 'utf8')) as KubeObject);
 type Container = { name: string; image: string; command: string[]; args?: string[]; ports: { name: string; containerPort: number }[] };
-const balancedPod = (component: string) => (balancedObjects().find((o) => o.kind === 'Deployment' && o.metadata.labels?.['app.kubernetes.io/component'] === component)!.spec as { template: { spec: { containers: Container[] } } }).template.spec;
+const balancedPod = (component: string) => (byComponent(balancedObjects(), 'Deployment', component).spec as { template: { spec: { containers: Container[] } } }).template.spec;
 
 /** The balancer's ConfigMap written to a folder here as the pod mounts it, with `edit` applied to its haproxy.cfg; the config's path. */
 function mountBalancerConfig(edit: (cfg: string, mounted: string) => string = (cfg) => cfg): string {
@@ -164,7 +166,7 @@ test('with --balancer haproxy every router pod carries HAProxy in front of its r
   assert.equal(balancedWritten.code, 0, balancedWritten.stderr);
   const all = balancedObjects();
   for (const o of all) validate(o);
-  const of = (kind: string, component: string) => all.find((o) => o.kind === kind && o.metadata.labels?.['app.kubernetes.io/component'] === component)!;
+  const of = (kind: string, component: string) => byComponent(all, kind, component);
   const [router, balancer] = balancedPod('router').containers;
   assert.equal(balancer.name, 'balancer');
   assert.equal(router.args![router.args!.indexOf('--listen') + 1], '127.0.0.1:8081', 'the router listens on loopback, behind it');
